@@ -1,0 +1,1 @@
+//! The ledger: append-only events, idempotency, compare-and-append, subscriptions and inline projections.

@@ -1,0 +1,1 @@
+//! The HTTP surface: one axum router per contract surface, bearer auth, error envelopes.
