@@ -1,1 +1,33 @@
-//! The ledger: append-only events, idempotency, compare-and-append, subscriptions and inline projections.
+//! The ledger: Garrison's single source of truth.
+//!
+//! Owns the append-only event log, idempotency by `event_id`, compare-and-append
+//! on stream versions, reads, subscriptions and the inline run/order
+//! projections. Two backends implement [`Ledger`]: SQLite (embedded default,
+//! one writer thread with group commit) and PostgreSQL (shared, scale-out).
+
+mod error;
+mod event;
+pub mod postgres;
+pub mod projection;
+pub mod sqlite;
+mod store;
+pub mod tail;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{LedgerError, Result};
+pub use event::{Appended, NewEvent, Query, Record, format_ts, stream_for};
+pub use projection::{OrderSnapshot, RunSnapshot};
+pub use store::{Ledger, RebuildStats};
+
+/// Opens the PostgreSQL ledger when `database_url` is given, else the SQLite
+/// ledger at `<data_dir>/ledger.db`.
+pub async fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn Ledger>> {
+    match database_url {
+        Some(url) => Ok(Arc::new(postgres::PgLedger::connect(url).await?)),
+        None => Ok(Arc::new(sqlite::SqliteLedger::open(
+            &data_dir.join("ledger.db"),
+        )?)),
+    }
+}

@@ -1,0 +1,83 @@
+//! PostgreSQL migrations. Nodes sharing a database migrate under an advisory
+//! lock so only one applies each step.
+
+use sqlx::PgPool;
+
+/// Advisory lock key for migrations ("garrison" in ASCII, truncated to i64).
+const MIGRATE_LOCK: i64 = 0x6761_7272_6973_6f6e;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE events (
+    seq            BIGSERIAL PRIMARY KEY,
+    event_id       TEXT   NOT NULL UNIQUE,
+    ts             TEXT   NOT NULL,
+    type           TEXT   NOT NULL,
+    garrison_id    TEXT   NOT NULL,
+    theater_id     TEXT,
+    run_id         TEXT,
+    order_id       TEXT,
+    unit_id        TEXT,
+    payload        TEXT   NOT NULL,
+    stream         TEXT   NOT NULL,
+    stream_version BIGINT NOT NULL,
+    UNIQUE (stream, stream_version)
+);
+CREATE INDEX events_by_run   ON events (run_id, seq)   WHERE run_id IS NOT NULL;
+CREATE INDEX events_by_order ON events (order_id, seq) WHERE order_id IS NOT NULL;
+CREATE INDEX events_by_type  ON events (type, seq);
+CREATE TABLE run_snapshots (
+    run_id TEXT PRIMARY KEY,
+    data   TEXT NOT NULL
+);
+CREATE TABLE order_snapshots (
+    order_id TEXT PRIMARY KEY,
+    run_id   TEXT,
+    data     TEXT NOT NULL
+);
+CREATE INDEX order_snapshots_by_run ON order_snapshots (run_id);
+"#,
+)];
+
+pub(super) async fn migrate(pool: &PgPool) -> sqlx::Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATE_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let result = async {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .execute(&mut *conn)
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let done: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)",
+            )
+            .bind(version)
+            .fetch_one(&mut *conn)
+            .await?;
+            if done {
+                continue;
+            }
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATE_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    result
+}

@@ -1,0 +1,229 @@
+//! The embedded SQLite backend.
+//!
+//! One process owns `ledger.db` (an exclusive lock on `ledger.db.lock`). All
+//! writes go through one writer thread that group-commits: it takes every
+//! append waiting in its queue, runs them in one `BEGIN IMMEDIATE` transaction
+//! (each batch under its own savepoint, so one failing batch does not sink the
+//! others), commits once with `synchronous=FULL` — one fsync for the group —
+//! and only then answers each caller. Reads use a small pool of read-only
+//! connections, which WAL lets run beside the writer.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::{LedgerError, Result};
+use crate::event::{Appended, NewEvent, Query, Record};
+use crate::projection::{OrderSnapshot, RunSnapshot};
+use crate::store::{Ledger, RebuildStats};
+use writer::Command;
+
+/// Subscribers that fall further behind than this get `Lagged` and re-read.
+const NOTIFY_CAPACITY: usize = 4096;
+
+/// The SQLite ledger. Cheap to share behind an `Arc`.
+pub struct SqliteLedger {
+    commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+    notify: broadcast::Sender<Arc<Record>>,
+    _lock: File,
+}
+
+impl SqliteLedger {
+    /// Opens (creating and migrating as needed) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                LedgerError::Storage(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                LedgerError::Storage(format!("cannot open {}: {e}", lock_path.display()))
+            })?;
+        lock.try_lock().map_err(|_| {
+            LedgerError::Storage(format!(
+                "{} is in use by another garrison process (only one process may own an embedded ledger)",
+                path.display()
+            ))
+        })?;
+
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn)?;
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
+        let writer_notify = notify.clone();
+        let handle = std::thread::Builder::new()
+            .name("garrison-ledger-writer".into())
+            .spawn(move || writer::run(conn, rx, writer_notify))
+            .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
+
+        Ok(SqliteLedger {
+            commands: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Arc::new(ReadPool {
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            notify,
+            _lock: lock,
+        })
+    }
+
+    fn send(&self, cmd: Command) -> Result<()> {
+        let guard = self.commands.lock().map_err(|_| LedgerError::Closed)?;
+        guard
+            .as_ref()
+            .ok_or(LedgerError::Closed)?
+            .send(cmd)
+            .map_err(|_| LedgerError::Closed)
+    }
+
+    async fn read_with<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| LedgerError::Storage(format!("reader task failed: {e}")))?
+    }
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match reused {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 8
+        {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn append_batch(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Append { events, reply })?;
+        rx.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    async fn read(&self, query: &Query) -> Result<Vec<Record>> {
+        let q = query.clone();
+        self.read_with(move |c| rows::read(c, &q)).await
+    }
+
+    async fn get(&self, event_id: &str) -> Result<Option<Record>> {
+        let id = event_id.to_string();
+        self.read_with(move |c| rows::get_event(c, &id)).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<i64> {
+        let s = stream.to_string();
+        self.read_with(move |c| rows::stream_version(c, &s)).await
+    }
+
+    async fn head(&self) -> Result<i64> {
+        self.read_with(rows::head).await
+    }
+
+    async fn run_snapshot(&self, run_id: &str) -> Result<Option<RunSnapshot>> {
+        let id = run_id.to_string();
+        self.read_with(move |c| rows::run_snapshot(c, &id)).await
+    }
+
+    async fn order_snapshot(&self, order_id: &str) -> Result<Option<OrderSnapshot>> {
+        let id = order_id.to_string();
+        self.read_with(move |c| rows::order_snapshot(c, &id)).await
+    }
+
+    async fn run_orders(&self, run_id: &str) -> Result<Vec<OrderSnapshot>> {
+        let id = run_id.to_string();
+        self.read_with(move |c| rows::run_orders(c, &id)).await
+    }
+
+    async fn rebuild(&self) -> Result<RebuildStats> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Rebuild { reply })?;
+        rx.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
+        self.notify.subscribe()
+    }
+
+    async fn close(&self) -> Result<()> {
+        // Dropping the sender lets the writer drain its queue and exit.
+        drop(
+            self.commands
+                .lock()
+                .map_err(|_| LedgerError::Closed)?
+                .take(),
+        );
+        let handle = self.writer.lock().map_err(|_| LedgerError::Closed)?.take();
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| LedgerError::Storage(format!("writer join failed: {e}")))?
+                .map_err(|_| LedgerError::Storage("the writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteLedger {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.commands.lock() {
+            c.take();
+        }
+        if let Some(h) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Row ↔ record conversions and the statements both the writer and readers use.
+
+use garrison_contracts::ironclaw::EventType;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{LedgerError, Result};
+use crate::event::{Query, Record};
+use crate::projection::{OrderSnapshot, RunSnapshot};
+
+pub(super) const RECORD_COLUMNS: &str = "seq, event_id, ts, type, garrison_id, theater_id, run_id, \
+     order_id, unit_id, payload, stream, stream_version";
+
+/// Reads a record row; payload JSON is parsed by the caller (`finish`), since
+/// rusqlite's row closure cannot return our error type.
+pub(super) fn raw_record(row: &Row<'_>) -> rusqlite::Result<(Record, String, String)> {
+    let type_name: String = row.get(3)?;
+    let payload: String = row.get(9)?;
+    Ok((
+        Record {
+            seq: row.get(0)?,
+            event_id: row.get(1)?,
+            ts: row.get(2)?,
+            event_type: EventType::PatrolTick,
+            garrison_id: row.get(4)?,
+            theater_id: row.get(5)?,
+            run_id: row.get(6)?,
+            order_id: row.get(7)?,
+            unit_id: row.get(8)?,
+            payload: serde_json::Value::Null,
+            stream: row.get(10)?,
+            stream_version: row.get(11)?,
+        },
+        type_name,
+        payload,
+    ))
+}
+
+pub(super) fn finish((mut rec, type_name, payload): (Record, String, String)) -> Result<Record> {
+    rec.event_type = type_name
+        .parse()
+        .map_err(|e| LedgerError::Storage(format!("event {}: {e}", rec.seq)))?;
+    rec.payload = serde_json::from_str(&payload)?;
+    Ok(rec)
+}
+
+pub(super) fn get_event(conn: &Connection, event_id: &str) -> Result<Option<Record>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE event_id = ?1"
+    ))?;
+    stmt.query_row([event_id], raw_record)
+        .optional()?
+        .map(finish)
+        .transpose()
+}
+
+pub(super) fn stream_version(conn: &Connection, stream: &str) -> Result<i64> {
+    let mut stmt = conn
+        .prepare_cached("SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream = ?1")?;
+    Ok(stmt.query_row([stream], |r| r.get(0))?)
+}
+
+pub(super) fn head(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+}
+
+pub(super) fn read(conn: &Connection, q: &Query) -> Result<Vec<Record>> {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM events WHERE seq > ?1");
+    let type_name = q.event_type.map(|t| t.as_str());
+    if q.run_id.is_some() {
+        sql.push_str(" AND run_id = ?2");
+    }
+    if q.order_id.is_some() {
+        sql.push_str(" AND order_id = ?3");
+    }
+    if type_name.is_some() {
+        sql.push_str(" AND type = ?4");
+    }
+    sql.push_str(" ORDER BY seq LIMIT ?5");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            q.after_seq.unwrap_or(0),
+            q.run_id,
+            q.order_id,
+            type_name,
+            q.limit.unwrap_or(-1)
+        ],
+        raw_record,
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(finish(row?)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn run_snapshot(conn: &Connection, run_id: &str) -> Result<Option<RunSnapshot>> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM run_snapshots WHERE run_id = ?1")?;
+    let data: Option<String> = stmt.query_row([run_id], |r| r.get(0)).optional()?;
+    Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+}
+
+pub(super) fn order_snapshot(conn: &Connection, order_id: &str) -> Result<Option<OrderSnapshot>> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM order_snapshots WHERE order_id = ?1")?;
+    let data: Option<String> = stmt.query_row([order_id], |r| r.get(0)).optional()?;
+    Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+}
+
+pub(super) fn run_orders(conn: &Connection, run_id: &str) -> Result<Vec<OrderSnapshot>> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM order_snapshots WHERE run_id = ?1")?;
+    let rows = stmt.query_map([run_id], |r| r.get::<_, String>(0))?;
+    let mut out: Vec<OrderSnapshot> = Vec::new();
+    for row in rows {
+        out.push(serde_json::from_str(&row?)?);
+    }
+    out.sort_by_key(|o| (o.created_at.clone(), o.last_seq));
+    Ok(out)
+}
+
+pub(super) fn put_run(conn: &Connection, run: &RunSnapshot) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO run_snapshots (run_id, data) VALUES (?1, ?2)
+         ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
+    )?;
+    stmt.execute(params![run.run_id, serde_json::to_string(run)?])?;
+    Ok(())
+}
+
+pub(super) fn put_order(conn: &Connection, order: &OrderSnapshot) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO order_snapshots (order_id, run_id, data) VALUES (?1, ?2, ?3)
+         ON CONFLICT (order_id) DO UPDATE SET run_id = excluded.run_id, data = excluded.data",
+    )?;
+    stmt.execute(params![
+        order.order_id,
+        order.run_id,
+        serde_json::to_string(order)?
+    ])?;
+    Ok(())
+}
+
+pub(super) fn insert_event(conn: &Connection, rec: &Record) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO events (event_id, ts, type, garrison_id, theater_id, run_id, order_id,
+                             unit_id, payload, stream, stream_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    stmt.execute(params![
+        rec.event_id,
+        rec.ts,
+        rec.event_type.as_str(),
+        rec.garrison_id,
+        rec.theater_id,
+        rec.run_id,
+        rec.order_id,
+        rec.unit_id,
+        serde_json::to_string(&rec.payload)?,
+        rec.stream,
+        rec.stream_version
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
