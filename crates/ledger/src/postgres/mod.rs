@@ -2,8 +2,9 @@
 //!
 //! Each process has one writer task that group-commits like the SQLite
 //! writer. Every write transaction first takes a transaction-scoped advisory
-//! lock, so commits from all nodes are serialised and `seq` order is commit
-//! order — which lets readers follow the log with `seq > last` and miss
+//! lock, so commits from all nodes are serialised; under that lock the writer
+//! assigns `seq` itself (head + 1), so sequence numbers are gap-free and in
+//! commit order — which lets readers follow the log with `seq > last` and miss
 //! nothing. Each commit sends `NOTIFY garrison_events`; a listener task in every
 //! process turns notifications into the broadcast behind `subscribe`.
 
@@ -178,11 +179,14 @@ async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
             .bind(APPEND_LOCK)
             .execute(&mut *tx)
             .await?;
+        let mut head = rows::head(&mut tx).await?;
         for (events, reply) in group {
             let mut sp = tx.begin().await?;
-            let result = append_all(&mut sp, events, now).await;
+            let mut next = head;
+            let result = append_all(&mut sp, events, now, &mut next).await;
             if result.is_ok() {
                 sp.commit().await?;
+                head = next;
             } else {
                 sp.rollback().await?;
             }
@@ -215,15 +219,21 @@ async fn append_all(
     c: &mut PgConnection,
     events: Vec<NewEvent>,
     now: jiff::Timestamp,
+    head: &mut i64,
 ) -> Result<Vec<Appended>> {
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
-        out.push(append_one(c, ev, now).await?);
+        out.push(append_one(c, ev, now, head).await?);
     }
     Ok(out)
 }
 
-async fn append_one(c: &mut PgConnection, ev: NewEvent, now: jiff::Timestamp) -> Result<Appended> {
+async fn append_one(
+    c: &mut PgConnection,
+    ev: NewEvent,
+    now: jiff::Timestamp,
+    head: &mut i64,
+) -> Result<Appended> {
     let resolved = ev.resolve(now)?;
     let mut rec = resolved.record;
     if let Some(original) = rows::get_event(c, &rec.event_id).await? {
@@ -243,7 +253,9 @@ async fn append_one(c: &mut PgConnection, ev: NewEvent, now: jiff::Timestamp) ->
         });
     }
     rec.stream_version = current + 1;
-    rec.seq = rows::insert_event(c, &rec).await?;
+    rec.seq = *head + 1;
+    rows::insert_event(c, &rec).await?;
+    *head = rec.seq;
     let run = match rec.run_id.as_deref() {
         Some(id) => rows::run_snapshot(c, id).await?,
         None => None,

@@ -142,12 +142,12 @@ pub(super) async fn put_order(c: &mut PgConnection, order: &OrderSnapshot) -> Re
     Ok(())
 }
 
-pub(super) async fn insert_event(c: &mut PgConnection, rec: &Record) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO events (event_id, ts, type, garrison_id, theater_id, run_id, order_id,
+/// Inserts `rec` at `rec.seq`, which the writer assigns under the append lock.
+pub(super) async fn insert_event(c: &mut PgConnection, rec: &Record) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (seq, event_id, ts, type, garrison_id, theater_id, run_id, order_id,
                              unit_id, payload, stream, stream_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         RETURNING seq",
+         VALUES ($12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&rec.event_id)
     .bind(&rec.ts)
@@ -160,6 +160,8 @@ pub(super) async fn insert_event(c: &mut PgConnection, rec: &Record) -> Result<i
     .bind(serde_json::to_string(&rec.payload)?)
     .bind(&rec.stream)
     .bind(rec.stream_version)
-    .fetch_one(&mut *c)
-    .await?)
+    .bind(rec.seq)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }

@@ -10,7 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     r#"
 CREATE TABLE events (
-    seq            BIGSERIAL PRIMARY KEY,
+    seq            BIGINT PRIMARY KEY,
     event_id       TEXT   NOT NULL UNIQUE,
     ts             TEXT   NOT NULL,
     type           TEXT   NOT NULL,
