@@ -10,6 +10,7 @@ mod event;
 pub mod postgres;
 pub mod projection;
 pub mod sqlite;
+mod staging;
 mod store;
 pub mod tail;
 
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 pub use error::{LedgerError, Result};
 pub use event::{Appended, NewEvent, Query, Record, format_ts, stream_for};
-pub use projection::{OrderSnapshot, RunSnapshot};
+pub use projection::{OrderSnapshot, RunSnapshot, order_counts};
 pub use store::{Ledger, RebuildStats};
 
 /// Opens the PostgreSQL ledger when `database_url` is given, else the SQLite

@@ -24,8 +24,6 @@ pub struct RunSnapshot {
     pub user_id: Option<String>,
     /// Latest `payload.summary` / `payload.reply` seen on a run event.
     pub summary: Option<String>,
-    /// Number of the run's orders in each status.
-    pub order_counts: BTreeMap<String, u64>,
     /// Latest routing-policy version recorded on the run, if any.
     pub metadata: Value,
     pub created_at: String,
@@ -83,10 +81,19 @@ fn str_list(payload: &Value, key: &str) -> Option<Vec<String>> {
     })
 }
 
+/// Whether an event changes its run's snapshot. Only run-level events do:
+/// per-status order counts are derived from the order snapshots when read
+/// ([`order_counts`]), so an order event never rewrites its run.
+pub fn touches_run(rec: &Record) -> bool {
+    (rec.event_type.run_status().is_some() || rec.event_type == EventType::RunUpdated)
+        && rec.run_id.as_deref().is_some_and(|r| !r.is_empty())
+}
+
 /// Applies one event to the current snapshots of its run and order.
 ///
-/// `run` and `order` are the snapshots for `rec.run_id` / `rec.order_id` as
-/// they stand before the event. Illegal state changes are rejected with
+/// `run` is the snapshot for `rec.run_id` (only consulted when
+/// [`touches_run`]), `order` the one for `rec.order_id`, as they stand before
+/// the event. Illegal state changes are rejected with
 /// [`LedgerError::InvalidTransition`]; nothing is returned for them.
 pub fn apply(
     run: Option<RunSnapshot>,
@@ -94,99 +101,86 @@ pub fn apply(
     rec: &Record,
 ) -> Result<Changes> {
     let mut changes = Changes::default();
-    let mut run = run;
-
-    if let Some(target) = rec.event_type.run_status() {
-        let run_id = rec.run_id.clone().unwrap_or_default();
-        let next = match run.take() {
-            None if rec.event_type == EventType::RunCreated => RunSnapshot {
-                run_id,
-                garrison_id: rec.garrison_id.clone(),
-                theater_id: rec.theater_id.clone(),
-                status: RunStatus::Open,
-                objective: str_field(&rec.payload, "objective"),
-                user_id: str_field(&rec.payload, "user_id"),
-                summary: None,
-                order_counts: BTreeMap::new(),
-                metadata: Value::Object(Default::default()),
-                created_at: rec.ts.clone(),
-                updated_at: rec.ts.clone(),
-                last_seq: rec.seq,
-            },
-            None => {
-                return Err(LedgerError::InvalidTransition(format!(
-                    "{} for run `{run_id}`, which has no RUN_CREATED",
-                    rec.event_type
-                )));
-            }
-            Some(r) if rec.event_type == EventType::RunCreated => {
-                return Err(LedgerError::InvalidTransition(format!(
-                    "run `{}` already exists (status {})",
-                    r.run_id,
-                    r.status.as_str()
-                )));
-            }
-            Some(mut r) => {
-                if r.status.is_terminal() && r.status != target {
-                    return Err(LedgerError::InvalidTransition(format!(
-                        "run `{}` is {}; it cannot become {}",
-                        r.run_id,
-                        r.status.as_str(),
-                        target.as_str()
-                    )));
-                }
-                r.status = target;
-                r
-            }
-        };
-        run = Some(next);
+    if touches_run(rec) {
+        changes.run = Some(apply_run(run, rec)?);
     }
-
-    if let Some(mut r) = run.take() {
-        if rec.event_type == EventType::RunUpdated {
-            if let Some(obj) = str_field(&rec.payload, "objective") {
-                r.objective = Some(obj);
-            }
-            if let Some(Value::Object(meta)) = rec.payload.get("metadata")
-                && let Value::Object(current) = &mut r.metadata
-            {
-                for (k, v) in meta {
-                    current.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        if (rec.event_type.run_status().is_some() || rec.event_type == EventType::RunUpdated)
-            && let Some(s) = str_field(&rec.payload, "summary").or(str_field(&rec.payload, "reply"))
-        {
-            r.summary = Some(s);
-        }
-        run = Some(r);
-    }
-
     if let Some(order_id) = rec.order_id.as_deref().filter(|o| !o.is_empty()) {
-        let before = order.as_ref().map(|o| o.status);
-        let next = apply_order(order, order_id, rec)?;
-        if let (Some(o), Some(r)) = (&next, run.as_mut())
-            && before != Some(o.status)
-        {
-            if let Some(prev) = before
-                && let Some(n) = r.order_counts.get_mut(prev.as_str())
-            {
-                *n = n.saturating_sub(1);
-            }
-            *r.order_counts
-                .entry(o.status.as_str().to_string())
-                .or_default() += 1;
-        }
-        changes.order = next;
-    }
-
-    if let Some(mut r) = run {
-        r.updated_at = rec.ts.clone();
-        r.last_seq = rec.seq;
-        changes.run = Some(r);
+        changes.order = apply_order(order, order_id, rec)?;
     }
     Ok(changes)
+}
+
+fn apply_run(run: Option<RunSnapshot>, rec: &Record) -> Result<RunSnapshot> {
+    let run_id = rec.run_id.clone().unwrap_or_default();
+    let mut r = match (run, rec.event_type) {
+        (None, EventType::RunCreated) => RunSnapshot {
+            run_id,
+            garrison_id: rec.garrison_id.clone(),
+            theater_id: rec.theater_id.clone(),
+            status: RunStatus::Open,
+            objective: str_field(&rec.payload, "objective"),
+            user_id: str_field(&rec.payload, "user_id"),
+            summary: None,
+            metadata: Value::Object(Default::default()),
+            created_at: rec.ts.clone(),
+            updated_at: rec.ts.clone(),
+            last_seq: rec.seq,
+        },
+        (None, t) => {
+            return Err(LedgerError::InvalidTransition(format!(
+                "{t} for run `{run_id}`, which has no RUN_CREATED"
+            )));
+        }
+        (Some(r), EventType::RunCreated) => {
+            return Err(LedgerError::InvalidTransition(format!(
+                "run `{}` already exists (status {})",
+                r.run_id,
+                r.status.as_str()
+            )));
+        }
+        (Some(r), _) => r,
+    };
+    if let Some(target) = rec.event_type.run_status() {
+        if r.status.is_terminal() && r.status != target {
+            return Err(LedgerError::InvalidTransition(format!(
+                "run `{}` is {}; it cannot become {}",
+                r.run_id,
+                r.status.as_str(),
+                target.as_str()
+            )));
+        }
+        r.status = target;
+    }
+    if rec.event_type == EventType::RunUpdated {
+        if let Some(obj) = str_field(&rec.payload, "objective") {
+            r.objective = Some(obj);
+        }
+        if let Some(Value::Object(meta)) = rec.payload.get("metadata")
+            && let Value::Object(current) = &mut r.metadata
+        {
+            for (k, v) in meta {
+                current.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if let Some(s) = str_field(&rec.payload, "summary").or(str_field(&rec.payload, "reply")) {
+        r.summary = Some(s);
+    }
+    r.updated_at = rec.ts.clone();
+    r.last_seq = rec.seq;
+    Ok(r)
+}
+
+/// Number of orders in each status (every status present, zero or not).
+pub fn order_counts(orders: &[OrderSnapshot]) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = OrderStatus::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), 0))
+        .collect();
+    for o in orders {
+        *counts.entry(o.status.as_str().to_string()).or_default() += 1;
+    }
+    counts
 }
 
 fn apply_order(
@@ -300,7 +294,10 @@ pub fn replay(
     orders: &mut HashMap<String, OrderSnapshot>,
     rec: &Record,
 ) -> Result<()> {
-    let run = rec.run_id.as_deref().and_then(|id| runs.remove(id));
+    let run = match rec.run_id.as_deref() {
+        Some(id) if touches_run(rec) => runs.remove(id),
+        _ => None,
+    };
     let order = rec.order_id.as_deref().and_then(|id| orders.remove(id));
     // `apply` hands back every snapshot it was given (updated), so nothing is lost here.
     let ch = apply(run, order, rec).map_err(|e| {
@@ -347,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn order_lifecycle_updates_run_counts() {
+    fn order_lifecycle_is_counted_from_orders() {
         let c = apply(
             None,
             None,
@@ -363,7 +360,7 @@ mod tests {
         let run = c.run.unwrap();
         assert_eq!(run.objective.as_deref(), Some("x"));
         let c = apply(
-            Some(run),
+            Some(run.clone()),
             None,
             &rec(
                 2,
@@ -374,19 +371,19 @@ mod tests {
             ),
         )
         .unwrap();
-        let (run, order) = (c.run.unwrap(), c.order.unwrap());
-        assert_eq!(run.order_counts["QUEUED"], 1);
+        assert!(c.run.is_none(), "order events leave the run snapshot alone");
+        let order = c.order.unwrap();
         assert_eq!(order.depends_on, vec!["p".to_string()]);
         let c = apply(
-            Some(run),
+            None,
             Some(order),
             &rec(3, EventType::OrderClaimed, Some("r"), Some("o"), json!({})),
         )
         .unwrap();
-        let (run, order) = (c.run.unwrap(), c.order.unwrap());
-        assert_eq!(run.order_counts["QUEUED"], 0);
-        assert_eq!(run.order_counts["CLAIMED"], 1);
+        let order = c.order.unwrap();
         assert_eq!(order.status, OrderStatus::Claimed);
+        let counts = order_counts(&[order]);
+        assert_eq!((counts["QUEUED"], counts["CLAIMED"]), (0, 1));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Query, Record};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
+use crate::staging::{self, Staged};
 use crate::store::{Ledger, RebuildStats};
 
 const CHANNEL: &str = "garrison_events";
@@ -180,17 +181,26 @@ async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
             .execute(&mut *tx)
             .await?;
         let mut head = rows::head(&mut tx).await?;
+        let mut staged = Staged::default();
         for (events, reply) in group {
             let mut sp = tx.begin().await?;
             let mut next = head;
-            let result = append_all(&mut sp, events, now, &mut next).await;
+            let mut batch = Staged::default();
+            let result = append_all(&mut sp, &mut batch, &staged, events, now, &mut next).await;
             if result.is_ok() {
                 sp.commit().await?;
                 head = next;
+                staged.absorb(batch);
             } else {
                 sp.rollback().await?;
             }
             outcomes.push((reply, result));
+        }
+        for r in staged.runs.values() {
+            rows::put_run(&mut tx, r).await?;
+        }
+        for o in staged.orders.values() {
+            rows::put_order(&mut tx, o).await?;
         }
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(CHANNEL)
@@ -217,19 +227,24 @@ async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
 
 async fn append_all(
     c: &mut PgConnection,
+    batch: &mut Staged,
+    group: &Staged,
     events: Vec<NewEvent>,
     now: jiff::Timestamp,
     head: &mut i64,
 ) -> Result<Vec<Appended>> {
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
-        out.push(append_one(c, ev, now, head).await?);
+        out.push(append_one(c, batch, group, ev, now, head).await?);
     }
     Ok(out)
 }
 
+/// Appends one event, reading state through `batch`, then `group`, then the store.
 async fn append_one(
     c: &mut PgConnection,
+    batch: &mut Staged,
+    group: &Staged,
     ev: NewEvent,
     now: jiff::Timestamp,
     head: &mut i64,
@@ -242,7 +257,10 @@ async fn append_one(
             duplicate: true,
         });
     }
-    let current = rows::stream_version(c, &rec.stream).await?;
+    let current = match staging::stream(&[&*batch, group], &rec.stream) {
+        Some(v) => v,
+        None => rows::stream_version(c, &rec.stream).await?,
+    };
     if let Some(expected) = resolved.expected_version
         && expected != current
     {
@@ -257,19 +275,26 @@ async fn append_one(
     rows::insert_event(c, &rec).await?;
     *head = rec.seq;
     let run = match rec.run_id.as_deref() {
-        Some(id) => rows::run_snapshot(c, id).await?,
-        None => None,
+        Some(id) if projection::touches_run(&rec) => match staging::run(&[&*batch, group], id) {
+            Some(r) => Some(r),
+            None => rows::run_snapshot(c, id).await?,
+        },
+        _ => None,
     };
     let order = match rec.order_id.as_deref() {
-        Some(id) => rows::order_snapshot(c, id).await?,
+        Some(id) => match staging::order(&[&*batch, group], id) {
+            Some(o) => Some(o),
+            None => rows::order_snapshot(c, id).await?,
+        },
         None => None,
     };
     let changes = projection::apply(run, order, &rec)?;
-    if let Some(r) = &changes.run {
-        rows::put_run(c, r).await?;
+    batch.streams.insert(rec.stream.clone(), rec.stream_version);
+    if let Some(r) = changes.run {
+        batch.runs.insert(r.run_id.clone(), r);
     }
-    if let Some(o) = &changes.order {
-        rows::put_order(c, o).await?;
+    if let Some(o) = changes.order {
+        batch.orders.insert(o.order_id.clone(), o);
     }
     Ok(Appended {
         record: rec,

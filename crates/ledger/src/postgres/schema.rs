@@ -65,7 +65,10 @@ pub(super) async fn migrate(pool: &PgPool) -> sqlx::Result<()> {
                 continue;
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            // Through `Executor::execute` (a boxed Send future): `RawSql::execute` is an
+            // async fn whose future rustc cannot prove `Send`, which made
+            // `garrison_ledger::open` unspawnable.
+            sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(sql)).await?;
             sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
                 .bind(version)
                 .execute(&mut *tx)

@@ -10,6 +10,7 @@ use super::rows;
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Record};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
+use crate::staging::{self, Staged};
 use crate::store::RebuildStats;
 
 /// Most appends folded into one transaction.
@@ -33,6 +34,7 @@ pub(super) fn run(
     notify: broadcast::Sender<Arc<Record>>,
 ) {
     let mut pending: Option<Command> = None;
+    let mut cache = Staged::default();
     loop {
         let first = match pending.take() {
             Some(c) => c,
@@ -43,6 +45,7 @@ pub(super) fn run(
         };
         match first {
             Command::Rebuild { reply } => {
+                cache.clear();
                 let _ = reply.send(rebuild(&mut conn));
             }
             Command::Append { events, reply } => {
@@ -57,7 +60,7 @@ pub(super) fn run(
                         Err(_) => break,
                     }
                 }
-                commit_group(&mut conn, group, &notify);
+                commit_group(&mut conn, &mut cache, group, &notify);
             }
         }
     }
@@ -65,33 +68,45 @@ pub(super) fn run(
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
 }
 
+/// Committed state the writer has seen. This process is the store's only
+/// writer (the lock file), so entries stay exact; the cache is dropped when it
+/// grows past `CACHE_LIMIT` entries and refilled from the store on demand.
+const CACHE_LIMIT: usize = 200_000;
+
 fn commit_group(
     conn: &mut Connection,
+    cache: &mut Staged,
     group: Vec<AppendJob>,
     notify: &broadcast::Sender<Arc<Record>>,
 ) {
     let now = jiff::Timestamp::now();
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let msg = e.to_string();
-            for (_, reply) in group {
-                let _ = reply.send(Err(LedgerError::Storage(msg.clone())));
-            }
-            return;
-        }
-    };
+    let mut staged = Staged::default();
     let mut outcomes = Vec::with_capacity(group.len());
-    for (events, reply) in group {
-        let result = append_atomically(&mut tx, events, now);
-        outcomes.push((reply, result));
-    }
-    if let Err(e) = tx.commit() {
+    let committed: Result<()> = (|| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (events, reply) in group {
+            let result = append_atomically(&mut tx, cache, &mut staged, events, now);
+            outcomes.push((reply, result));
+        }
+        for r in staged.runs.values() {
+            rows::put_run(&tx, r)?;
+        }
+        for o in staged.orders.values() {
+            rows::put_order(&tx, o)?;
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = committed {
         let msg = format!("commit failed: {e}");
         for (reply, _) in outcomes {
             let _ = reply.send(Err(LedgerError::Storage(msg.clone())));
         }
         return;
+    }
+    cache.absorb(staged);
+    if cache.len() > CACHE_LIMIT {
+        cache.clear();
     }
     for (reply, result) in outcomes {
         if let Ok(appended) = &result {
@@ -106,19 +121,32 @@ fn commit_group(
 /// One batch under its own savepoint: all of it or none of it.
 fn append_atomically(
     tx: &mut Transaction<'_>,
+    cache: &Staged,
+    group: &mut Staged,
     events: Vec<NewEvent>,
     now: jiff::Timestamp,
 ) -> Result<Vec<Appended>> {
     let sp = tx.savepoint()?;
+    let mut batch = Staged::default();
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
-        out.push(append_one(&sp, ev, now)?);
+        out.push(append_one(&sp, &mut batch, [&*group, cache], ev, now)?);
     }
     sp.commit()?;
+    group.absorb(batch);
     Ok(out)
 }
 
-fn append_one(conn: &Connection, ev: NewEvent, now: jiff::Timestamp) -> Result<Appended> {
+/// Appends one event, reading state through `batch`, then `outer` (group,
+/// cache), then the store.
+fn append_one(
+    conn: &Connection,
+    batch: &mut Staged,
+    outer: [&Staged; 2],
+    ev: NewEvent,
+    now: jiff::Timestamp,
+) -> Result<Appended> {
+    let layers = [&*batch, outer[0], outer[1]];
     let resolved = ev.resolve(now)?;
     let mut rec = resolved.record;
     if let Some(original) = rows::get_event(conn, &rec.event_id)? {
@@ -127,7 +155,10 @@ fn append_one(conn: &Connection, ev: NewEvent, now: jiff::Timestamp) -> Result<A
             duplicate: true,
         });
     }
-    let current = rows::stream_version(conn, &rec.stream)?;
+    let current = match staging::stream(&layers, &rec.stream) {
+        Some(v) => v,
+        None => rows::stream_version(conn, &rec.stream)?,
+    };
     if let Some(expected) = resolved.expected_version
         && expected != current
     {
@@ -141,19 +172,27 @@ fn append_one(conn: &Connection, ev: NewEvent, now: jiff::Timestamp) -> Result<A
     rec.seq = rows::insert_event(conn, &rec)?;
 
     let run = match rec.run_id.as_deref() {
-        Some(id) => rows::run_snapshot(conn, id)?,
-        None => None,
+        Some(id) if projection::touches_run(&rec) => match staging::run(&layers, id) {
+            Some(r) => Some(r),
+            None => rows::run_snapshot(conn, id)?,
+        },
+        _ => None,
     };
     let order = match rec.order_id.as_deref() {
-        Some(id) => rows::order_snapshot(conn, id)?,
+        Some(id) => match staging::order(&layers, id) {
+            Some(o) => Some(o),
+            None => rows::order_snapshot(conn, id)?,
+        },
         None => None,
     };
     let changes = projection::apply(run, order, &rec)?;
-    if let Some(r) = &changes.run {
-        rows::put_run(conn, r)?;
+    // Staged only after `apply` succeeded, so a rejected event leaves no trace.
+    batch.streams.insert(rec.stream.clone(), rec.stream_version);
+    if let Some(r) = changes.run {
+        batch.runs.insert(r.run_id.clone(), r);
     }
-    if let Some(o) = &changes.order {
-        rows::put_order(conn, o)?;
+    if let Some(o) = changes.order {
+        batch.orders.insert(o.order_id.clone(), o);
     }
     Ok(Appended {
         record: rec,

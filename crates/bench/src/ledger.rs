@@ -1,0 +1,359 @@
+//! Ledger scenarios.
+//!
+//! `appends`: W writers, each appending one event at a time and waiting for
+//! its durable acknowledgement, running an order's whole lifecycle (created,
+//! claimed, started, artifact, AAR, completed: every event updates a
+//! projection). Baseline: the same number of rows inserted with no Garrison
+//! code — one rusqlite connection (or one PostgreSQL connection), same
+//! `events` columns and indexes, WAL + synchronous=FULL, in transactions of W
+//! rows, i.e. perfect batching at the same durability.
+//!
+//! `rebuild`: projections recomputed from N stored events, beside a raw scan
+//! that reads and JSON-parses the same rows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use garrison_contracts::ironclaw::EventType;
+use garrison_ledger::{Ledger, NewEvent};
+use serde_json::json;
+
+use crate::stats::{percentile_ms, round3};
+
+const LIFECYCLE: [EventType; 6] = [
+    EventType::OrderCreated,
+    EventType::OrderClaimed,
+    EventType::OrderStarted,
+    EventType::ArtifactWritten,
+    EventType::AarWritten,
+    EventType::OrderCompleted,
+];
+
+#[derive(Args)]
+pub struct AppendArgs {
+    /// Writer counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    writers: Vec<usize>,
+    /// Events per scenario (default: 600 per writer, at most 24000).
+    #[arg(long)]
+    events: Option<usize>,
+    /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL).
+    #[arg(long, env = "GARRISON_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RebuildArgs {
+    /// Events in the log to rebuild from.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL).
+    #[arg(long, env = "GARRISON_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+enum Target {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Sqlite(_) => "sqlite",
+            Target::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A fresh, empty ledger.
+    async fn fresh(&self) -> anyhow::Result<Arc<dyn Ledger>> {
+        match self {
+            Target::Sqlite(dir) => {
+                let path = dir.path().join(next_name("ledger"));
+                Ok(Arc::new(garrison_ledger::sqlite::SqliteLedger::open(
+                    &path,
+                )?))
+            }
+            Target::Postgres(url) => {
+                reset_postgres(url).await?;
+                Ok(Arc::new(
+                    garrison_ledger::postgres::PgLedger::connect(url).await?,
+                ))
+            }
+        }
+    }
+}
+
+/// A new file name in the scenario's temp dir.
+fn next_name(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{prefix}-{}.db",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+async fn reset_postgres(url: &str) -> anyhow::Result<()> {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS events, run_snapshots, order_snapshots, schema_migrations, bench_baseline",
+    )
+    .execute(&mut c)
+    .await?;
+    Ok(())
+}
+
+fn targets(database_url: Option<String>) -> anyhow::Result<Vec<Target>> {
+    let mut t = vec![Target::Sqlite(tempfile::tempdir()?)];
+    if let Some(url) = database_url {
+        t.push(Target::Postgres(url));
+    }
+    Ok(t)
+}
+
+fn lifecycle_event(writer: usize, i: usize) -> NewEvent {
+    let order = format!("w{writer}-o{}", i / LIFECYCLE.len());
+    let t = LIFECYCLE[i % LIFECYCLE.len()];
+    let ev = NewEvent::new(t)
+        .theater("bench")
+        .run(format!("run-w{writer}"))
+        .order(order);
+    match t {
+        EventType::OrderCreated => {
+            ev.payload(json!({"objective": "bench", "lock_scope": ["src/"]}))
+        }
+        EventType::ArtifactWritten => {
+            ev.payload(json!({"path": "outputs/out.txt", "type": "text/plain"}))
+        }
+        EventType::AarWritten => ev.payload(json!({"path": "aar.json", "status": "completed"})),
+        _ => ev,
+    }
+}
+
+pub async fn appends(args: AppendArgs) -> anyhow::Result<()> {
+    for target in targets(args.database_url)? {
+        for &writers in &args.writers {
+            let writers = writers.max(1);
+            let events = args.events.unwrap_or((600 * writers).min(24_000));
+            let per_writer = events.div_ceil(writers);
+            let events = per_writer * writers;
+            eprintln!(
+                "ledger/{}: {writers} writers, {events} events …",
+                target.name()
+            );
+
+            let ledger = target.fresh().await?;
+            // Every writer's run exists first, so order events have a run to count in.
+            for w in 0..writers {
+                ledger
+                    .append(
+                        NewEvent::new(EventType::RunCreated)
+                            .theater("bench")
+                            .run(format!("run-w{w}")),
+                    )
+                    .await?;
+            }
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..writers)
+                .map(|w| {
+                    let ledger = ledger.clone();
+                    tokio::spawn(async move {
+                        let mut lat = Vec::with_capacity(per_writer);
+                        for i in 0..per_writer {
+                            let t0 = Instant::now();
+                            ledger.append(lifecycle_event(w, i)).await?;
+                            lat.push(t0.elapsed());
+                        }
+                        anyhow::Ok(lat)
+                    })
+                })
+                .collect();
+            let mut lat: Vec<Duration> = Vec::with_capacity(events);
+            for t in tasks {
+                lat.extend(t.await.context("writer task")??);
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            ledger.close().await?;
+            drop(ledger);
+
+            let baseline = match &target {
+                Target::Sqlite(dir) => baseline_sqlite(dir.path(), events, writers)?,
+                Target::Postgres(url) => baseline_postgres(url, events, writers).await?,
+            };
+            let rate = events as f64 / elapsed;
+            println!(
+                "{}",
+                json!({
+                    "scenario": "append",
+                    "backend": target.name(),
+                    "writers": writers,
+                    "events": events,
+                    "events_per_s": round3(rate),
+                    "p50_ms": round3(percentile_ms(&mut lat, 50.0)),
+                    "p99_ms": round3(percentile_ms(&mut lat, 99.0)),
+                    "baseline_events_per_s": round3(baseline),
+                    "ratio": round3(rate / baseline),
+                })
+            );
+        }
+    }
+    Ok(())
+}
+
+const BASELINE_TABLE: &str = "CREATE TABLE bench_baseline (
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL, type TEXT NOT NULL,
+    garrison_id TEXT NOT NULL, theater_id TEXT, run_id TEXT, order_id TEXT, unit_id TEXT,
+    payload TEXT NOT NULL, stream TEXT NOT NULL, stream_version INTEGER NOT NULL,
+    UNIQUE (stream, stream_version));
+  CREATE INDEX bb_run ON bench_baseline (run_id, seq);
+  CREATE INDEX bb_order ON bench_baseline (order_id, seq);
+  CREATE INDEX bb_type ON bench_baseline (type, seq);";
+
+/// Rows per second for plain durable inserts in transactions of `batch` rows.
+fn baseline_sqlite(dir: &std::path::Path, events: usize, batch: usize) -> anyhow::Result<f64> {
+    let mut conn = rusqlite::Connection::open(dir.join(next_name("baseline")))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(BASELINE_TABLE)?;
+    let start = Instant::now();
+    let mut i = 0;
+    while i < events {
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO bench_baseline (event_id, ts, type, garrison_id, theater_id, run_id,
+                 order_id, unit_id, payload, stream, stream_version)
+                 VALUES (?1, '2026-01-01T00:00:00.000Z', 'ORDER_STARTED', 'local', 'bench', ?2, ?3, NULL,
+                 '{\"path\":\"outputs/out.txt\"}', ?3, ?4)",
+            )?;
+            for _ in 0..batch.min(events - i) {
+                let order = format!("o{}", i / 6);
+                stmt.execute(rusqlite::params![
+                    format!("e{i}"),
+                    format!("r{}", i % batch),
+                    order,
+                    (i % 6) as i64
+                ])?;
+                i += 1;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(events as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn baseline_postgres(url: &str, events: usize, batch: usize) -> anyhow::Result<f64> {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    sqlx::raw_sql("DROP TABLE IF EXISTS bench_baseline")
+        .execute(&mut c)
+        .await?;
+    sqlx::raw_sql(&BASELINE_TABLE.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))
+        .execute(&mut c)
+        .await?;
+    let start = Instant::now();
+    let mut i = 0;
+    while i < events {
+        let n = batch.min(events - i);
+        let ids: Vec<String> = (i..i + n).map(|k| format!("e{k}")).collect();
+        let runs: Vec<String> = (i..i + n).map(|k| format!("r{}", k % batch)).collect();
+        let orders: Vec<String> = (i..i + n).map(|k| format!("o{}", k / 6)).collect();
+        let versions: Vec<i64> = (i..i + n).map(|k| (k % 6) as i64).collect();
+        let mut tx = sqlx::Connection::begin(&mut c).await?;
+        sqlx::query(
+            "INSERT INTO bench_baseline (event_id, ts, type, garrison_id, theater_id, run_id, order_id,
+             payload, stream, stream_version)
+             SELECT id, '2026-01-01T00:00:00.000Z', 'ORDER_STARTED', 'local', 'bench', r, o,
+                    '{\"path\":\"outputs/out.txt\"}', o, v
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[]) AS t(id, r, o, v)",
+        )
+        .bind(&ids)
+        .bind(&runs)
+        .bind(&orders)
+        .bind(&versions)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        i += n;
+    }
+    let rate = events as f64 / start.elapsed().as_secs_f64();
+    sqlx::raw_sql("DROP TABLE bench_baseline")
+        .execute(&mut c)
+        .await?;
+    Ok(rate)
+}
+
+pub async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    for target in targets(args.database_url)? {
+        eprintln!(
+            "rebuild/{}: writing {} events …",
+            target.name(),
+            args.events
+        );
+        let ledger = target.fresh().await?;
+        let writers = 64;
+        for w in 0..writers {
+            ledger
+                .append(
+                    NewEvent::new(EventType::RunCreated)
+                        .theater("bench")
+                        .run(format!("run-w{w}")),
+                )
+                .await?;
+        }
+        let per_writer = args.events.div_ceil(writers);
+        let fill: Vec<_> = (0..writers)
+            .map(|w| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    let evs: Vec<_> = (0..per_writer).map(|i| lifecycle_event(w, i)).collect();
+                    for chunk in evs.chunks(600) {
+                        ledger.append_batch(chunk.to_vec()).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for f in fill {
+            f.await.context("fill task")??;
+        }
+        let start = Instant::now();
+        let stats = ledger.rebuild().await?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let baseline = {
+            let start = Instant::now();
+            let mut after = 0;
+            let mut n = 0usize;
+            loop {
+                let page = ledger
+                    .read(&garrison_ledger::Query {
+                        after_seq: Some(after),
+                        limit: Some(10_000),
+                        ..Default::default()
+                    })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                n += page.len();
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        };
+        ledger.close().await?;
+        let rate = stats.events as f64 / elapsed;
+        println!(
+            "{}",
+            json!({
+                "scenario": "rebuild",
+                "backend": target.name(),
+                "events": stats.events,
+                "runs": stats.runs,
+                "orders": stats.orders,
+                "events_per_s": round3(rate),
+                "baseline_events_per_s": round3(baseline),
+                "ratio": round3(rate / baseline),
+            })
+        );
+    }
+    Ok(())
+}
