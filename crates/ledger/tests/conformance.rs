@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
 //! One behavioural suite for every ledger backend (DESIGN.md "Core model").
 
 mod common;

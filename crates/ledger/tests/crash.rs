@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
 //! Crash safety: appends run in a child process that is SIGKILLed at random
 //! moments; after each kill the store must open cleanly and hold every
 //! acknowledged event exactly once.

@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure here is a test failure
-
 //! Backends for the conformance suite: a fresh SQLite file per test, and a
 //! fresh PostgreSQL database per test when `GARRISON_TEST_DATABASE_URL` is set.
 
