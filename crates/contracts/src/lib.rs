@@ -3,5 +3,18 @@
 //! Each payload type validates into a verdict carrying the contract's code and a
 //! human reason; `garrison validate` is a thin shell over [`validate`].
 
+pub mod appleseed;
+mod check;
 pub mod ironclaw;
+pub mod locks;
+pub mod milestone;
+pub mod openclawssy;
+pub mod secrets;
 pub mod task;
+pub mod validate;
+pub mod verdict;
+pub mod workflow;
+
+pub use check::{is_run_id, is_task_id, parse_timestamp, semver_major};
+pub use validate::{Kind, UnknownKind, validate};
+pub use verdict::{Code, Verdict, Violation};

@@ -40,7 +40,10 @@ impl TaskStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskStatus::Done | TaskStatus::Failed | TaskStatus::Canceled)
+        matches!(
+            self,
+            TaskStatus::Done | TaskStatus::Failed | TaskStatus::Canceled
+        )
     }
 
     /// The transition table. Any state may re-assert itself (an idempotent

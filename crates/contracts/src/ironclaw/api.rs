@@ -1,0 +1,434 @@
+//! IronClaw HTTP bodies (ironclaw-service-contracts.md §3–4) and the
+//! `{ok, data, error}` response envelope.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::EventType;
+use super::artifacts::{Constraints, OrderFile, Profile, ToolPolicy};
+use crate::check::parse_timestamp;
+
+/// `{ "ok": true, "data": …, "error": null }` or
+/// `{ "ok": false, "data": null, "error": { "code", "message" } }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub ok: bool,
+    pub data: Option<T>,
+    pub error: Option<ApiError>,
+}
+
+/// `error` of a failed envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl<T> Envelope<T> {
+    /// A success carrying `data`.
+    pub fn ok(data: T) -> Envelope<T> {
+        Envelope {
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+
+    /// A failure with `data: null`.
+    pub fn err(code: impl Into<String>, message: impl Into<String>) -> Envelope<T> {
+        Envelope {
+            ok: false,
+            data: None,
+            error: Some(ApiError {
+                code: code.into(),
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+/// A request body that breaks the contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {reason}")]
+pub struct RequestError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn require(field: &str, value: &str) -> Result<(), RequestError> {
+    if value.trim().is_empty() {
+        Err(RequestError {
+            field: field.to_string(),
+            reason: "is required".to_string(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// `mode` of `POST /chat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatMode {
+    #[default]
+    Sync,
+    Async,
+}
+
+/// `POST /chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theater_hint: Option<String>,
+    pub message: String,
+    #[serde(default)]
+    pub mode: ChatMode,
+}
+
+impl ChatRequest {
+    /// `user_id` and `message` are required.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        require("user_id", &self.user_id)?;
+        require("message", &self.message)
+    }
+}
+
+/// `data` of a sync `POST /chat` reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatReply {
+    pub run_id: String,
+    pub reply: String,
+    #[serde(default)]
+    pub artifacts: Vec<Value>,
+}
+
+/// `data` of an async `POST /chat` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatAccepted {
+    pub run_id: String,
+    pub status: super::RunStatus,
+}
+
+/// `POST /runs` (CO).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRunRequest {
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theater_hint: Option<String>,
+    pub objective: String,
+}
+
+impl CreateRunRequest {
+    /// `user_id` and `objective` are required.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        require("user_id", &self.user_id)?;
+        require("objective", &self.objective)
+    }
+}
+
+/// `POST /events` and each item of `POST /events/batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppendEventRequest {
+    /// Idempotency key; the ledger assigns a ULID when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Defaults to the append time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(default)]
+    pub garrison_id: Option<String>,
+    #[serde(default)]
+    pub theater_id: Option<String>,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    #[serde(default)]
+    pub unit_id: Option<String>,
+    #[serde(default)]
+    pub payload: Map<String, Value>,
+    /// Compare-and-append: the stream version the writer last saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
+    /// The stream `expected_version` refers to (default: derived from ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+}
+
+impl AppendEventRequest {
+    /// `event_id`/`ts` well-formed when given; run events name a run, order
+    /// events a run and an order.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if let Some(id) = &self.event_id {
+            require("event_id", id)?;
+        }
+        if let Some(ts) = &self.ts
+            && parse_timestamp(ts).is_none()
+        {
+            return Err(RequestError {
+                field: "ts".into(),
+                reason: format!("`{ts}` is not an ISO-8601 UTC timestamp"),
+            });
+        }
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        let needs_run =
+            self.event_type.run_status().is_some() || self.event_type.order_status().is_some();
+        if needs_run && blank(&self.run_id) {
+            return Err(RequestError {
+                field: "run_id".into(),
+                reason: format!("is required for {}", self.event_type),
+            });
+        }
+        if self.event_type.order_status().is_some() && blank(&self.order_id) {
+            return Err(RequestError {
+                field: "order_id".into(),
+                reason: format!("is required for {}", self.event_type),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A stored ledger event (the contract's base event fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: String,
+    pub ts: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub garrison_id: Option<String>,
+    pub theater_id: Option<String>,
+    pub run_id: Option<String>,
+    pub order_id: Option<String>,
+    pub unit_id: Option<String>,
+    pub payload: Map<String, Value>,
+}
+
+/// `POST /theaters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TheaterRequest {
+    pub theater_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_path: Option<String>,
+}
+
+/// `POST /worktrees`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorktreeRequest {
+    pub theater_id: String,
+    pub order_id: String,
+    /// Default `order_<order_id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
+
+impl WorktreeRequest {
+    /// The branch to create: the given one or `order_<order_id>`.
+    pub fn branch_name(&self) -> String {
+        self.branch
+            .clone()
+            .unwrap_or_else(|| format!("order_{}", self.order_id))
+    }
+}
+
+/// `data` of `POST /worktrees`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorktreeCreated {
+    pub worktree_path: String,
+    pub branch: String,
+}
+
+/// `POST /worktrees/{order_id}/prepare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepareRequest {
+    pub order: OrderFile,
+}
+
+/// `POST /jobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequest {
+    pub order_id: String,
+    pub theater_id: String,
+    pub run_id: String,
+    pub unit_id: String,
+    pub worktree_path: String,
+    pub profile: Profile,
+    #[serde(default)]
+    pub tool_policy: ToolPolicy,
+}
+
+/// `job_type` of a queue message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobType {
+    #[default]
+    ExecuteOrder,
+}
+
+/// A worker queue message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_type: JobType,
+    pub order_id: String,
+    pub run_id: String,
+    pub theater_id: String,
+    pub unit_id: String,
+    pub worktree_path: String,
+    pub attempt: u32,
+    pub profile: Profile,
+    #[serde(default)]
+    pub constraints: Constraints,
+    #[serde(default)]
+    pub tool_policy: ToolPolicy,
+}
+
+/// `POST /integrate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrateRequest {
+    pub theater_id: String,
+    pub order_id: String,
+    pub worktree_path: String,
+    #[serde(default = "default_gate_profile")]
+    pub gate_profile: String,
+}
+
+fn default_gate_profile() -> String {
+    "default".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelopes() {
+        assert_eq!(
+            serde_json::to_value(Envelope::ok(json!({"run_id": "r"}))).unwrap(),
+            json!({"ok": true, "data": {"run_id": "r"}, "error": null})
+        );
+        assert_eq!(
+            serde_json::to_value(Envelope::<Value>::err("NOT_FOUND", "no such run")).unwrap(),
+            json!({"ok": false, "data": null, "error": {"code": "NOT_FOUND", "message": "no such run"}})
+        );
+        let back: Envelope<ChatAccepted> = serde_json::from_value(
+            json!({"ok": true, "data": {"run_id": "01J", "status": "OPEN"}, "error": null}),
+        )
+        .unwrap();
+        assert_eq!(
+            back.data.map(|d| d.status),
+            Some(super::super::RunStatus::Open)
+        );
+    }
+
+    #[test]
+    fn chat_and_runs() {
+        let c: ChatRequest = serde_json::from_value(json!({
+            "user_id": "u_123", "theater_hint": "demo", "message": "Build me a summary", "mode": "sync"
+        }))
+        .unwrap();
+        c.validate().unwrap();
+        let d: ChatRequest =
+            serde_json::from_value(json!({"user_id": "u", "message": "m"})).unwrap();
+        assert_eq!(d.mode, ChatMode::Sync);
+        assert!(
+            serde_json::from_value::<ChatRequest>(
+                json!({"user_id": "u", "message": "m", "mode": "later"})
+            )
+            .is_err()
+        );
+        let blank = ChatRequest {
+            message: " ".into(),
+            ..d
+        };
+        assert_eq!(blank.validate().unwrap_err().field, "message");
+        let r: CreateRunRequest = serde_json::from_value(
+            json!({"user_id": "u_123", "theater_hint": "demo", "objective": "..."}),
+        )
+        .unwrap();
+        r.validate().unwrap();
+        let reply: ChatReply =
+            serde_json::from_value(json!({"run_id": "01J", "reply": "text", "artifacts": []}))
+                .unwrap();
+        assert_eq!(reply.reply, "text");
+    }
+
+    #[test]
+    fn append_event() {
+        let e: AppendEventRequest = serde_json::from_value(json!({
+            "type": "ORDER_STARTED", "garrison_id": "local", "theater_id": "demo",
+            "run_id": "01J", "order_id": "01K", "unit_id": "assault_abc123", "payload": {"attempt": 1}
+        }))
+        .unwrap();
+        e.validate().unwrap();
+        let typo: AppendEventRequest = serde_json::from_value(json!({
+            "type": "ORDER CLAIMED", "run_id": "r", "order_id": "o", "expected_version": 3, "stream": "order:o"
+        }))
+        .unwrap();
+        assert_eq!(typo.event_type, EventType::OrderClaimed);
+        assert_eq!(
+            serde_json::to_value(&typo).unwrap()["type"],
+            json!("ORDER_CLAIMED")
+        );
+        let mut no_order = e.clone();
+        no_order.order_id = None;
+        assert_eq!(no_order.validate().unwrap_err().field, "order_id");
+        let mut bad_ts = e.clone();
+        bad_ts.ts = Some("now".into());
+        assert_eq!(bad_ts.validate().unwrap_err().field, "ts");
+        let tick: AppendEventRequest =
+            serde_json::from_value(json!({"type": "PATROL_TICK", "garrison_id": "local"})).unwrap();
+        tick.validate().unwrap();
+        let run: AppendEventRequest =
+            serde_json::from_value(json!({"type": "RUN_COMPLETED"})).unwrap();
+        assert_eq!(run.validate().unwrap_err().field, "run_id");
+        assert!(
+            serde_json::from_value::<AppendEventRequest>(json!({"type": "ORDER_EXPLODED"}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn vault_worker_integration_bodies() {
+        let w: WorktreeRequest =
+            serde_json::from_value(json!({"theater_id": "demo", "order_id": "01J"})).unwrap();
+        assert_eq!(w.branch_name(), "order_01J");
+        let t: TheaterRequest =
+            serde_json::from_value(json!({"theater_id": "demo", "repo_path": "/x"})).unwrap();
+        assert_eq!(t.repo_path.as_deref(), Some("/x"));
+        let job: JobRequest = serde_json::from_value(json!({
+            "order_id": "01J", "theater_id": "demo", "run_id": "01J", "unit_id": "assault_abc123",
+            "worktree_path": "/w", "profile": {"name": "executor_default", "model": "meta-llama/..."},
+            "tool_policy": {"network": false}
+        }))
+        .unwrap();
+        assert!(!job.tool_policy.network);
+        let msg: JobMessage = serde_json::from_value(json!({
+            "job_type": "EXECUTE_ORDER", "order_id": "01J", "run_id": "01J", "theater_id": "demo",
+            "unit_id": "assault_abc123", "worktree_path": "/w", "attempt": 1,
+            "profile": {"name": "executor_default", "model": "meta-llama/..."},
+            "constraints": {"budget_seconds": 60, "max_retries": 1},
+            "tool_policy": {"network": false, "fs_allowlist": ["./*"]}
+        }))
+        .unwrap();
+        assert_eq!(msg.constraints.max_retries, Some(1));
+        assert_eq!(
+            serde_json::to_value(&msg).unwrap()["job_type"],
+            json!("EXECUTE_ORDER")
+        );
+        let i: IntegrateRequest = serde_json::from_value(
+            json!({"theater_id": "demo", "order_id": "o", "worktree_path": "/w"}),
+        )
+        .unwrap();
+        assert_eq!(i.gate_profile, "default");
+        let p: PrepareRequest = serde_json::from_value(json!({"order": {
+            "order_id": "o", "run_id": "r", "theater_id": "demo", "type": "draft", "objective": "x",
+            "profile": {"name": "executor_default"}
+        }}))
+        .unwrap();
+        p.order.validate().unwrap();
+    }
+}
