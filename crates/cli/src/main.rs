@@ -1,1 +1,128 @@
-fn main() {}
+//! `garrison`: the command-line interface to the Garrison control plane.
+
+mod config;
+mod events;
+mod http_client;
+mod ledger;
+mod local;
+mod pending;
+mod runs;
+mod serve;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use config::Global;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "garrison",
+    version,
+    about = "Garrison: one control plane for multi-agent AI work",
+    long_about = "Garrison: one control plane for multi-agent AI work.\n\n\
+Every state change is an event appended to one ledger; every service reads the \
+ledger and appends to it. `garrison serve` runs the services behind one HTTP \
+listener; the other commands are operator tools over the same data dir.",
+    after_help = "\
+Data dir: --data-dir, else $GARRISON_HOME, else ./.garrison. Settings come from
+flags, then GARRISON_* variables, then <data-dir>/garrison.toml (or --config).
+Log level: RUST_LOG (e.g. RUST_LOG=debug); logs go to stderr.
+
+Examples:
+  garrison serve                                   # ledger + API on 127.0.0.1:7878
+  garrison validate assignment packet.json         # one JSON verdict; exit 0 iff allowed
+  garrison events tail --follow --server http://127.0.0.1:7878
+  garrison runs show 01JH…
+  garrison ledger rebuild
+
+Run `garrison <command> --help` for each command's details."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the services (all by default) against the ledger over HTTP
+    Serve(serve::ServeArgs),
+    /// Check a workflow document; prints {allow, code, reason, details}
+    Validate(validate::ValidateArgs),
+    /// Ledger maintenance
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCmd),
+    /// Read the event log
+    #[command(subcommand)]
+    Events(events::EventsCmd),
+    /// Inspect runs
+    #[command(subcommand)]
+    Runs(runs::RunsCmd),
+    /// The offline end-to-end demo on the embedded store (not yet available)
+    Demo(pending::DemoArgs),
+    /// One run from the terminal with live progress (not yet available)
+    Run(pending::RunArgs),
+    /// A remote worker that claims jobs over HTTP (not yet available)
+    Worker(pending::WorkerArgs),
+    /// The Appleseed learning CLI (not yet available)
+    #[command(subcommand)]
+    Appleseed(pending::AppleseedCmd),
+    /// Signed milestone tools (not yet available)
+    #[command(subcommand)]
+    Milestones(pending::MilestonesCmd),
+    /// Scheduler jobs admin (not yet available)
+    Jobs(pending::JobsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("garrison: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve(args) => serve::run(g, args),
+        Command::Validate(args) => Ok(validate::run(args)),
+        Command::Ledger(cmd) => ledger::run(g, cmd),
+        Command::Events(cmd) => events::run(g, cmd),
+        Command::Runs(cmd) => runs::run(g, cmd),
+        Command::Demo(_) => Ok(pending::unavailable("demo", "demo")),
+        Command::Run(_) => Ok(pending::unavailable("run", "run")),
+        Command::Worker(_) => Ok(pending::unavailable("worker", "worker")),
+        Command::Appleseed(_) => Ok(pending::unavailable("appleseed", "appleseed")),
+        Command::Milestones(_) => Ok(pending::unavailable("milestones", "milestones")),
+        Command::Jobs(_) => Ok(pending::unavailable("jobs", "scheduler")),
+    }
+}
+
+/// Logs to stderr so stdout stays machine-readable. `serve` logs at info by
+/// default, one-shot commands only warnings; RUST_LOG overrides both.
+fn init_tracing(serving: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default = if serving { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// The async runtime for commands that need one.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

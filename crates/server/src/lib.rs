@@ -1,1 +1,239 @@
 //! The HTTP surface: one axum router per contract surface, bearer auth, error envelopes.
+//!
+//! [`serve`] is the whole lifecycle of `garrison serve`: check the listen
+//! address against the token policy, open the ledger, bind, report readiness,
+//! serve until shutdown, drain in-flight requests, then close the ledger so
+//! every acknowledged append is on disk.
+
+pub mod auth;
+pub mod events_api;
+pub mod ironclaw;
+pub mod ledger_routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use garrison_ledger::{Ledger, LedgerError};
+use tokio::sync::watch;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{ApiToken, TokenError, TokenSource};
+
+/// Default request body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Default for [`ServeConfig::drain_timeout`].
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<dyn Ledger>,
+    pub token: ApiToken,
+    /// Flips to `true` when shutdown starts, so endless responses (SSE) end
+    /// and the graceful drain can finish. `None`: never shut down.
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl AppState {
+    /// State for a router that is never told to shut down (tests, embedding).
+    pub fn new(ledger: Arc<dyn Ledger>, token: ApiToken) -> Self {
+        AppState {
+            ledger,
+            token,
+            shutdown: None,
+        }
+    }
+
+    /// Resolves once the server starts shutting down.
+    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let rx = self.shutdown.clone();
+        async move {
+            match rx {
+                // A dropped sender also means shutdown.
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|down| *down).await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// The full router: every surface, auth, body limit, envelopes for errors
+/// that axum or tower produce themselves, and request tracing.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .merge(ledger_routes::routes())
+        .merge(events_api::routes())
+        .fallback(ironclaw::not_found)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn(ironclaw::envelope_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// How to run `garrison serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// `host:port`; port 0 picks a free one.
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; the embedded SQLite ledger under `data_dir` when `None`.
+    pub database_url: Option<String>,
+    /// A token set explicitly (environment or configuration). Without one the
+    /// server uses `<data_dir>/api-token`, generating it on first start.
+    pub token: Option<String>,
+    pub body_limit: usize,
+    /// How long shutdown waits for in-flight requests before dropping them.
+    pub drain_timeout: Duration,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:7878".into(),
+            data_dir: data_dir.into(),
+            database_url: None,
+            token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// What the server tells its caller once it accepts connections.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub addr: SocketAddr,
+    pub token_source: TokenSource,
+    pub backend: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot resolve listen address `{addr}`: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error(
+        "refusing to listen on non-loopback address {0} without an explicitly set API token; \
+         set GARRISON_API_TOKEN (or listen on 127.0.0.1)"
+    )]
+    NonLoopbackWithoutToken(SocketAddr),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("cannot open the ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the server until `shutdown` resolves. `on_ready` is called once, after
+/// the listener is bound and the ledger open. On shutdown: stop accepting,
+/// finish in-flight requests (and end event streams), then close the ledger.
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), ServeError> {
+    if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(TokenError::Empty.into());
+    }
+    let addr = resolve_listen(&config.listen).await?;
+    // Checked before anything touches the disk, so a refused start leaves nothing behind.
+    if !addr.ip().is_loopback() && config.token.is_none() {
+        return Err(ServeError::NonLoopbackWithoutToken(addr));
+    }
+    let ledger = garrison_ledger::open(&config.data_dir, config.database_url.as_deref()).await?;
+    let result = run(config, addr, ledger.clone(), shutdown, on_ready).await;
+    // Close even when serving failed, so acknowledged appends are flushed.
+    let closed = ledger.close().await;
+    result?;
+    closed?;
+    Ok(())
+}
+
+async fn run(
+    config: ServeConfig,
+    addr: SocketAddr,
+    ledger: Arc<dyn Ledger>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), ServeError> {
+    let (token, token_source) = auth::resolve_token(&config.data_dir, config.token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+
+    let (down_tx, down_rx) = watch::channel(false);
+    let backend = ledger.backend();
+    let state = AppState {
+        ledger,
+        token,
+        shutdown: Some(down_rx),
+    };
+    let app = router(state, config.body_limit);
+    let listener = listener.tap_io(|tcp| {
+        // Small JSON responses should not wait on Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    on_ready(&Ready {
+        addr: bound,
+        token_source,
+        backend,
+    });
+    let mut down_seen = down_tx.subscribe();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = down_tx.send(true);
+    });
+    // A client that never finishes its request must not hold shutdown hostage:
+    // after the drain timeout we stop waiting (the connection tasks end when
+    // the process exits or the client leaves; a late append then fails with
+    // LEDGER_UNAVAILABLE). Appends already handed to the ledger complete in `close`.
+    let drain_deadline = async move {
+        let _ = down_seen.wait_for(|down| *down).await;
+        tokio::time::sleep(config.drain_timeout).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(ServeError::Serve),
+        () = drain_deadline => {
+            tracing::warn!(
+                timeout = ?config.drain_timeout,
+                "drain timeout: no longer waiting for open connections"
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn resolve_listen(listen: &str) -> Result<SocketAddr, ServeError> {
+    let err = |reason: String| ServeError::Listen {
+        addr: listen.to_string(),
+        reason,
+    };
+    let mut addrs = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| err("it resolves to no address".into()))
+}

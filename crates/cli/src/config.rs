@@ -1,0 +1,139 @@
+//! Where settings come from: command-line flags, then `GARRISON_*` environment
+//! variables, then `garrison.toml` (in the data dir, or `--config FILE`), then
+//! defaults. Secrets (the API token) come from the environment only.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+pub const CONFIG_FILE: &str = "garrison.toml";
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Global {
+    /// Data directory [default: $GARRISON_HOME, else ./.garrison]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// PostgreSQL ledger URL (postgres://…) instead of the embedded SQLite
+    /// ledger [env: GARRISON_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Configuration file [default: <data-dir>/garrison.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Keys `garrison.toml` and `GARRISON_*` may set. Unknown keys are left for
+/// other parts of the program (profiles, services) to read.
+#[derive(Debug, Default, Deserialize)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    body_limit: Option<usize>,
+    services: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub listen: String,
+    pub body_limit: usize,
+    /// Comma list from config/env; `--services` overrides it.
+    pub services: Option<String>,
+    /// `GARRISON_API_TOKEN`, when set.
+    pub api_token: Option<String>,
+}
+
+impl Settings {
+    pub fn load(global: &Global) -> Result<Settings> {
+        let data_dir = data_dir(global.data_dir.as_deref());
+        let file = match &global.config {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                Some(path.clone())
+            }
+            None => Some(data_dir.join(CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::new();
+        if let Some(path) = &file {
+            let toml = Figment::from(Toml::file(path));
+            if toml.find_value("api_token").is_ok() {
+                bail!(
+                    "{}: secrets never live in the config file; set GARRISON_API_TOKEN instead of `api_token`",
+                    path.display()
+                );
+            }
+            figment = figment.merge(toml);
+        }
+        // Only plain settings come from the environment through figment; the
+        // token is read verbatim below (figment would turn `123` into a number).
+        figment = figment.merge(Env::prefixed("GARRISON_").only(&[
+            "listen",
+            "database_url",
+            "body_limit",
+            "services",
+        ]));
+        let fc: FileConfig = figment.extract().with_context(|| match &file {
+            Some(p) => format!(
+                "invalid configuration in {} or GARRISON_* variables",
+                p.display()
+            ),
+            None => "invalid configuration in GARRISON_* variables".to_string(),
+        })?;
+
+        let database_url = global
+            .database_url
+            .clone()
+            .or(fc.database_url)
+            .filter(|u| !u.trim().is_empty());
+        let body_limit = fc.body_limit.unwrap_or(garrison_server::DEFAULT_BODY_LIMIT);
+        if body_limit == 0 {
+            bail!("body_limit must be at least 1 byte");
+        }
+        Ok(Settings {
+            data_dir,
+            database_url,
+            listen: fc.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            body_limit,
+            services: fc.services,
+            api_token: std::env::var("GARRISON_API_TOKEN").ok(),
+        })
+    }
+
+    /// The token a client should send: `GARRISON_API_TOKEN`, else the one
+    /// `serve` stored in the data dir.
+    pub fn client_token(&self) -> Result<Option<String>> {
+        if let Some(t) = self
+            .api_token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(Some(t.to_string()));
+        }
+        Ok(garrison_server::auth::read_stored_token(&self.data_dir)?
+            .map(|t| t.expose().to_string()))
+    }
+}
+
+/// `--data-dir`, else `$GARRISON_HOME`, else `./.garrison`.
+fn data_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.to_path_buf();
+    }
+    match std::env::var_os("GARRISON_HOME") {
+        Some(h) if !h.is_empty() => PathBuf::from(h),
+        _ => PathBuf::from(".garrison"),
+    }
+}

@@ -1,0 +1,342 @@
+//! A minimal HTTP/1.1 client over `tokio::net::TcpStream` for talking to a
+//! running `garrison serve`: one-shot JSON GETs and a server-sent-events
+//! reader. `http://` only; TLS belongs in front of the server, not here.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Cap on a one-shot response body (a page of 1000 events fits easily).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// A parsed `http://host:port/base` server URL.
+#[derive(Debug, Clone)]
+pub struct ServerUrl {
+    /// `host:port`, as sent in `Host:` and used to connect.
+    authority: String,
+    /// Path prefix without a trailing slash ("" for the root).
+    base: String,
+}
+
+impl ServerUrl {
+    pub fn parse(url: &str) -> Result<ServerUrl> {
+        let rest = if let Some(r) = url.strip_prefix("http://") {
+            r
+        } else if url.starts_with("https://") {
+            bail!(
+                "`{url}`: https is not supported by this client; use http:// (the server listens on plain HTTP)"
+            );
+        } else {
+            bail!("`{url}`: expected a URL like http://127.0.0.1:7878");
+        };
+        let (authority, base) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            bail!("`{url}`: missing host");
+        }
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            || authority.ends_with(']')
+        {
+            authority.to_string()
+        } else if authority.contains(':') && !authority.starts_with('[') {
+            bail!("`{url}`: bad port");
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(ServerUrl {
+            authority,
+            base: base.to_string(),
+        })
+    }
+
+    async fn send(
+        &self,
+        path_and_query: &str,
+        token: Option<&str>,
+        extra: &str,
+    ) -> Result<TcpStream> {
+        let mut stream = TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.authority))?;
+        let _ = stream.set_nodelay(true);
+        let mut head = format!(
+            "GET {}{} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n{extra}",
+            self.base, path_and_query, self.authority
+        );
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        Ok(stream)
+    }
+
+    /// GET returning the status and the JSON body.
+    pub async fn get_json(
+        &self,
+        path_and_query: &str,
+        token: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let stream = self
+            .send(path_and_query, token, "Connection: close\r\n")
+            .await?;
+        let mut reader = BufReader::new(stream);
+        let head = read_head(&mut reader).await?;
+        let body = if head.chunked {
+            let mut body = Vec::new();
+            while let Some(chunk) = read_chunk(&mut reader).await? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    bail!("response too large");
+                }
+            }
+            body
+        } else {
+            let mut body = Vec::new();
+            let limit = head.content_length.unwrap_or(MAX_BODY).min(MAX_BODY) as u64;
+            (&mut reader).take(limit).read_to_end(&mut body).await?;
+            body
+        };
+        let json = serde_json::from_slice(&body).with_context(|| {
+            format!(
+                "HTTP {}: response is not JSON: {}",
+                head.status,
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
+        })?;
+        Ok((head.status, json))
+    }
+
+    /// Opens a server-sent-events stream. Non-2xx answers become errors that
+    /// carry the server's message.
+    pub async fn sse(&self, path_and_query: &str, token: Option<&str>) -> Result<SseStream> {
+        let stream = self
+            .send(path_and_query, token, "Accept: text/event-stream\r\n")
+            .await?;
+        let mut reader = BufReader::new(stream);
+        let head = read_head(&mut reader).await?;
+        if !(200..300).contains(&head.status) {
+            let mut body = Vec::new();
+            if head.chunked {
+                if let Some(c) = read_chunk(&mut reader).await? {
+                    body = c;
+                }
+            } else if let Some(n) = head.content_length {
+                (&mut reader).take(n as u64).read_to_end(&mut body).await?;
+            }
+            bail!("HTTP {}: {}", head.status, error_message(&body));
+        }
+        Ok(SseStream {
+            reader,
+            chunked: head.chunked,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// The `error.message` of an IronClaw envelope, else the raw text.
+pub fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => match (v["error"]["code"].as_str(), v["error"]["message"].as_str()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            _ => v.to_string(),
+        },
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+struct Head {
+    status: u16,
+    chunked: bool,
+    content_length: Option<usize>,
+}
+
+async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        bail!("the server closed the connection without answering");
+    }
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| anyhow!("not an HTTP response: {}", line.trim()))?;
+    let mut head = Head {
+        status,
+        chunked: false,
+        content_length: None,
+    };
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            bail!("connection closed inside the response headers");
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Ok(head);
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let (k, v) = (k.trim(), v.trim());
+            if k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked") {
+                head.chunked = true;
+            } else if k.eq_ignore_ascii_case("content-length") {
+                head.content_length = v.parse().ok();
+            }
+        }
+    }
+}
+
+/// One chunk of a chunked body; `None` at the terminating zero-size chunk.
+async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        return Ok(None);
+    }
+    let size_text = line.trim().split(';').next().unwrap_or_default();
+    let size = usize::from_str_radix(size_text, 16)
+        .map_err(|_| anyhow!("bad chunk size `{}`", line.trim()))?;
+    if size > MAX_BODY {
+        bail!("chunk too large");
+    }
+    if size == 0 {
+        return Ok(None);
+    }
+    let mut chunk = vec![0u8; size];
+    reader.read_exact(&mut chunk).await?;
+    let mut crlf = [0u8; 2];
+    reader.read_exact(&mut crlf).await?;
+    Ok(Some(chunk))
+}
+
+/// One server-sent event.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+pub struct SseStream {
+    reader: BufReader<TcpStream>,
+    chunked: bool,
+    /// Decoded body bytes not yet split into lines.
+    buf: Vec<u8>,
+}
+
+impl SseStream {
+    /// The next event; `None` when the server ends the stream. Comments
+    /// (keep-alives) are skipped.
+    pub async fn next_event(&mut self) -> Result<Option<SseEvent>> {
+        let mut ev = SseEvent::default();
+        let mut has_data = false;
+        loop {
+            let Some(line) = self.next_line().await? else {
+                return Ok(None);
+            };
+            if line.is_empty() {
+                if has_data {
+                    return Ok(Some(ev));
+                }
+                ev = SseEvent::default();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line.as_str(), ""),
+            };
+            match field {
+                "data" => {
+                    if has_data {
+                        ev.data.push('\n');
+                    }
+                    ev.data.push_str(value);
+                    has_data = true;
+                }
+                "id" => ev.id = Some(value.to_string()),
+                "event" => ev.event = Some(value.to_string()),
+                _ => {}
+            }
+        }
+    }
+
+    async fn next_line(&mut self) -> Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            let more = if self.chunked {
+                read_chunk(&mut self.reader).await?
+            } else {
+                let mut tmp = vec![0u8; 8192];
+                let n = self.reader.read(&mut tmp).await?;
+                tmp.truncate(n);
+                Some(tmp).filter(|t| !t.is_empty())
+            };
+            match more {
+                Some(bytes) => self.buf.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
+            if self.buf.len() > MAX_BODY {
+                bail!("event too large");
+            }
+        }
+    }
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_server_urls() {
+        let u = ServerUrl::parse("http://127.0.0.1:7878").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.base.as_str()),
+            ("127.0.0.1:7878", "")
+        );
+        let u = ServerUrl::parse("http://localhost/garrison/").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.base.as_str()),
+            ("localhost:80", "/garrison")
+        );
+        let u = ServerUrl::parse("http://[::1]:9000").unwrap();
+        assert_eq!(u.authority, "[::1]:9000");
+        let e = ServerUrl::parse("https://x:1").unwrap_err().to_string();
+        assert!(e.contains("https is not supported"), "{e}");
+        assert!(ServerUrl::parse("127.0.0.1:7878").is_err());
+        assert!(ServerUrl::parse("http://").is_err());
+        assert!(ServerUrl::parse("http://h:port").is_err());
+    }
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode("ORDER CLAIMED"), "ORDER%20CLAIMED");
+        assert_eq!(encode("a/b&c"), "a%2Fb%26c");
+    }
+}

@@ -1,0 +1,149 @@
+//! `garrison serve`: run the services over one ledger until SIGTERM/Ctrl-C.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use garrison_server::{Ready, ServeConfig, TokenSource};
+
+use crate::config::{Global, Settings};
+
+/// Every service DESIGN.md names, and whether this build has it.
+const SERVICES: &[(&str, bool)] = &[
+    ("all", true),
+    ("ledger", true),
+    ("gateway", false),
+    ("co", false),
+    ("vault", false),
+    ("worker", false),
+    ("observer", false),
+    ("integration", false),
+    ("duty", false),
+    ("sentinel", false),
+    ("learning", false),
+    ("milestones", false),
+    ("scheduler", false),
+    ("v1", false),
+];
+
+/// A known service name (clap rejects the rest with its usual error).
+pub fn parse_service(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if SERVICES.iter().any(|(n, _)| *n == name) {
+        Ok(name.to_string())
+    } else {
+        let known: Vec<&str> = SERVICES.iter().map(|(n, _)| *n).collect();
+        Err(format!(
+            "unknown service `{name}` (known: {})",
+            known.join(", ")
+        ))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  garrison serve
+  garrison serve --listen 127.0.0.1:9000 --data-dir /var/lib/garrison
+  GARRISON_API_TOKEN=… garrison serve --listen 0.0.0.0:7878
+  garrison serve --database-url postgres://garrison@db/garrison --services ledger
+
+The API token is GARRISON_API_TOKEN when set; otherwise serve creates a random
+one on first start in <data-dir>/api-token (mode 0600) and prints where. Every
+route except GET /health, GET /healthz and the HMAC-signed milestone ingest
+needs `Authorization: Bearer <token>`. A non-loopback --listen is refused
+unless GARRISON_API_TOKEN is set.
+
+SIGTERM or Ctrl-C stops accepting, finishes in-flight requests and flushes the
+ledger before exiting.")]
+pub struct ServeArgs {
+    /// Address to listen on [config: listen, env: GARRISON_LISTEN] [default: 127.0.0.1:7878]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Services to run, comma-separated [default: all]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_service)]
+    pub services: Vec<String>,
+}
+
+pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
+    let settings = Settings::load(global)?;
+    let services = if args.services.is_empty() {
+        match &settings.services {
+            Some(list) => list
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(parse_service)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        }
+    } else {
+        args.services
+    };
+    let missing: Vec<&String> = services
+        .iter()
+        .filter(|s| SERVICES.iter().any(|(n, ok)| n == s && !ok))
+        .collect();
+    if !missing.is_empty() {
+        for s in missing {
+            eprintln!(
+                "garrison: service `{s}` is not yet available in this build (available: ledger, all)"
+            );
+        }
+        return Ok(ExitCode::from(2));
+    }
+
+    let mut config = ServeConfig::new(settings.data_dir);
+    config.listen = args.listen.unwrap_or(settings.listen);
+    config.database_url = settings.database_url;
+    config.token = settings.api_token;
+    config.body_limit = settings.body_limit;
+    let runtime = crate::runtime()?;
+    runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn announce(ready: &Ready) {
+    println!("garrison listening on http://{}", ready.addr);
+    println!("dashboard: http://{}/", ready.addr);
+    match &ready.token_source {
+        TokenSource::Explicit => println!("api token: from GARRISON_API_TOKEN"),
+        TokenSource::Stored(p) => println!("api token: {}", p.display()),
+        TokenSource::Generated(p) => {
+            println!(
+                "api token: generated and stored in {} (mode 0600)",
+                p.display()
+            )
+        }
+    }
+    tracing::info!(backend = ready.backend, "ready");
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a SIGTERM handler, Ctrl-C still works.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let int = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = int => {}
+    }
+    eprintln!("garrison: shutting down");
+}

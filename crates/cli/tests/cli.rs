@@ -1,0 +1,584 @@
+//! Tests that run the built `garrison` binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The binary with a clean `GARRISON_*` environment.
+fn garrison() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_garrison"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GARRISON_") {
+            c.env_remove(&k);
+        }
+    }
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    garrison().args(args).output().unwrap()
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--data-dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The single JSON line `validate` prints.
+fn verdict(o: &Output) -> Value {
+    let out = stdout(o);
+    assert_eq!(out.lines().count(), 1, "expected one line, got: {out:?}");
+    assert!(out.ends_with('\n'));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["allow", "code", "reason", "details"]);
+    v
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/tests/fixtures")
+}
+
+#[test]
+fn help_teaches() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let h = stdout(&o);
+    for needle in ["Examples:", "serve", "validate", "events", "GARRISON_HOME"] {
+        assert!(h.contains(needle), "--help lacks {needle}:\n{h}");
+    }
+    let h = stdout(&run(&["serve", "--help"]));
+    assert!(
+        h.contains("GARRISON_API_TOKEN") && h.contains("--services"),
+        "{h}"
+    );
+    let h = stdout(&run(&["validate", "--help"]));
+    assert!(
+        h.contains("orchestrator-output") && h.contains("Exit status"),
+        "{h}"
+    );
+    let h = stdout(&run(&["events", "tail", "--help"]));
+    assert!(h.contains("--follow") && h.contains("--server"), "{h}");
+}
+
+#[test]
+fn validate_fixtures_match_their_names() {
+    let root = fixtures();
+    if !root.is_dir() {
+        eprintln!("no fixtures at {}; skipping", root.display());
+        return;
+    }
+    let mut checked = 0;
+    for kind in [
+        "assignment",
+        "result",
+        "orchestrator-output",
+        "worklog",
+        "handoff",
+        "locks",
+        "reconcile",
+    ] {
+        let Ok(entries) = std::fs::read_dir(root.join(kind)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let file = path.to_str().unwrap();
+            if name.starts_with("valid") {
+                for strict in [false, true] {
+                    let mut args = vec!["validate", kind, file];
+                    if strict {
+                        args.push("--strict");
+                    }
+                    let o = run(&args);
+                    let v = verdict(&o);
+                    assert!(o.status.success(), "{file} strict={strict}: {v}");
+                    assert_eq!(
+                        (v["allow"].clone(), v["code"].clone()),
+                        (json!(true), json!("OK"))
+                    );
+                }
+            } else if let Some(rest) = name.strip_prefix("invalid-") {
+                let code = rest.split('-').next().unwrap();
+                let mut args = vec!["validate", kind, file];
+                if name.contains("-strict") {
+                    args.push("--strict");
+                }
+                let o = run(&args);
+                let v = verdict(&o);
+                assert_eq!(o.status.code(), Some(1), "{file}: {v}");
+                assert_eq!(v["allow"], false, "{file}: {v}");
+                assert_eq!(v["code"], code, "{file}: {v}");
+                assert!(v["details"].is_object());
+            } else {
+                continue;
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no fixtures found under {}", root.display());
+}
+
+#[test]
+fn validate_inline_documents_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = json!({"locks": [
+        {"task_id": "T-1", "resource": "src", "active": true},
+        {"task_id": "T-2", "resource": "src2", "active": true}
+    ]});
+    let clash = json!({"locks": [
+        {"task_id": "T-1", "resource": "src", "active": true},
+        {"task_id": "T-2", "resource": "./src/api.py", "active": true}
+    ]});
+    let f = dir.path().join("ok.json");
+    std::fs::write(&f, ok.to_string()).unwrap();
+    let o = run(&["validate", "locks", f.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert_eq!(verdict(&o)["code"], "OK");
+
+    // stdin via `-`
+    let mut child = garrison()
+        .args(["validate", "locks", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(clash.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(verdict(&o)["code"], "LOCK_CONFLICT");
+
+    // Not JSON
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{nope").unwrap();
+    let o = run(&["validate", "assignment", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = verdict(&o);
+    assert_eq!(v["code"], "SCHEMA_INVALID");
+    assert_eq!(v["allow"], false);
+
+    // Empty and missing files
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "  \n").unwrap();
+    let o = run(&["validate", "result", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(verdict(&o)["code"], "MISSING_REQUIRED_INPUT");
+    let o = run(&[
+        "validate",
+        "result",
+        dir.path().join("nope.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(verdict(&o)["code"], "MISSING_REQUIRED_INPUT");
+
+    // JSONL worklog: a broken line is SCHEMA_INVALID naming the line.
+    let jl = dir.path().join("w.jsonl");
+    std::fs::write(&jl, "{\"a\":1}\n{oops\n").unwrap();
+    let o = run(&["validate", "worklog", jl.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = verdict(&o);
+    assert_eq!(v["code"], "SCHEMA_INVALID");
+    assert_eq!(v["details"]["line"], 2);
+
+    // Unknown kind is a usage error, not a verdict.
+    let o = run(&["validate", "nope", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn unavailable_commands_fail_loudly() {
+    for args in [
+        vec!["demo"],
+        vec!["demo", "--exit"],
+        vec!["run", "build a thing", "--repo", ".", "--profile", "p"],
+        vec!["worker", "--server", "http://127.0.0.1:1"],
+        vec!["appleseed", "inspect", "--format", "json"],
+        vec![
+            "appleseed",
+            "openclaw-import",
+            "--file",
+            "x.json",
+            "--write-report",
+        ],
+        vec!["milestones", "emit", "--anything", "goes"],
+        vec!["jobs", "list"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stdout(&o).is_empty(), "{args:?}");
+        assert!(
+            stderr(&o).contains("not yet available"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_in(dir.path(), &["serve", "--services", "ledger,gateway"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("`gateway` is not yet available"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_in(dir.path(), &["serve", "--services", "bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown service"), "{}", stderr(&o));
+    // Nothing was started, so nothing was written.
+    assert!(!dir.path().join("ledger.db").exists());
+}
+
+#[test]
+fn serve_refuses_non_loopback_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_in(dir.path(), &["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("GARRISON_API_TOKEN"), "{}", stderr(&o));
+}
+
+#[test]
+fn config_file_secrets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("garrison.toml"), "api_token = \"x\"\n").unwrap();
+    let o = run_in(dir.path(), &["ledger", "rebuild"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("GARRISON_API_TOKEN"), "{}", stderr(&o));
+    let o = run_in(
+        dir.path(),
+        &["--config", "/no/such/file.toml", "ledger", "rebuild"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}
+
+// ---- a running server ------------------------------------------------------
+
+struct Serve {
+    child: Child,
+    addr: String,
+    lines: Vec<String>,
+}
+
+impl Serve {
+    /// Starts `garrison serve`; `listen` comes from garrison.toml in the data dir.
+    fn start(dir: &Path) -> Serve {
+        std::fs::write(dir.join("garrison.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();
+        let mut child = garrison()
+            .env("GARRISON_HOME", dir)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rx = line_reader(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        while lines.len() < 3 {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) => lines.push(l),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("serve did not become ready; got {lines:?}");
+                }
+            }
+        }
+        let addr = lines[0]
+            .strip_prefix("garrison listening on http://")
+            .unwrap_or_else(|| panic!("first line: {}", lines[0]))
+            .to_string();
+        Serve { child, addr, lines }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("serve did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // Only if a test failed before `stop`: never leave the child behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn line_reader(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// POSTs JSON with a bearer token; returns (status, body JSON).
+fn post(addr: &str, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = raw.split("\r\n\r\n").nth(1).unwrap();
+    (status, serde_json::from_str(json).unwrap())
+}
+
+fn ev(t: &str, run: Option<&str>, order: Option<&str>) -> Value {
+    json!({"type": t, "run_id": run, "order_id": order})
+}
+
+#[test]
+fn serve_tail_rebuild_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = Serve::start(d);
+    assert!(
+        s.lines[1].starts_with("dashboard: http://"),
+        "{:?}",
+        s.lines
+    );
+    let token_file = d.join("api-token");
+    assert!(
+        s.lines[2].contains(token_file.to_str().unwrap()),
+        "{:?}",
+        s.lines
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let (st, _) = post(
+        &s.addr,
+        &token,
+        "/events/batch",
+        &json!([
+            ev("RUN_CREATED", Some("r1"), None),
+            ev("ORDER_CREATED", Some("r1"), Some("o1")),
+            ev("ORDER_CLAIMED", Some("r1"), Some("o1")),
+        ]),
+    );
+    assert_eq!(st, 201);
+    let (st, body) = post(&s.addr, "wrong", "/events", &ev("PATROL_TICK", None, None));
+    assert_eq!(st, 401);
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+
+    // The local ledger is held by serve: say so and point at --server.
+    let o = run(&["--data-dir", d.to_str().unwrap(), "events", "tail"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--server"), "{}", stderr(&o));
+
+    // Through the server (token read from <data-dir>/api-token).
+    let url = format!("http://{}", s.addr);
+    let o = run(&[
+        "--data-dir",
+        d.to_str().unwrap(),
+        "events",
+        "tail",
+        "--server",
+        &url,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<i64> = recs.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let o = run(&[
+        "--data-dir",
+        d.to_str().unwrap(),
+        "events",
+        "tail",
+        "--server",
+        &url,
+        "--order",
+        "o1",
+        "--type",
+        "ORDER_CLAIMED",
+    ]);
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    let o = run(&[
+        "--data-dir",
+        d.to_str().unwrap(),
+        "events",
+        "tail",
+        "--server",
+        &url,
+        "--after",
+        "1",
+        "--limit",
+        "1",
+    ]);
+    let only: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(only["seq"], 2);
+
+    // Follow: an event appended after connecting shows up.
+    let mut follower = garrison()
+        .args([
+            "--data-dir",
+            d.to_str().unwrap(),
+            "events",
+            "tail",
+            "--follow",
+            "--after",
+            "3",
+        ])
+        .args(["--server", &url, "--limit", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = line_reader(follower.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tick = ev("PATROL_TICK", None, None);
+    tick["event_id"] = json!("live-tick");
+    assert_eq!(post(&s.addr, &token, "/events", &tick).0, 201);
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("follow printed nothing");
+    let rec: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(rec["event_id"], "live-tick");
+    assert!(
+        follower.wait().unwrap().success(),
+        "--limit 1 ends the follow"
+    );
+
+    let o = run(&[
+        "--data-dir",
+        d.to_str().unwrap(),
+        "runs",
+        "show",
+        "r1",
+        "--server",
+        &url,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(shown["orders"][0]["status"], "CLAIMED");
+
+    s.stop();
+
+    // The server is gone: local reads work and see everything acknowledged.
+    let o = run_in(d, &["ledger", "rebuild"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (
+            stats["events"].clone(),
+            stats["runs"].clone(),
+            stats["orders"].clone()
+        ),
+        (json!(4), json!(1), json!(1))
+    );
+    assert!(stats["elapsed_ms"].is_u64());
+
+    let o = run_in(d, &["events", "tail", "--type", "PATROL_TICK"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("live-tick"));
+    let o = run_in(d, &["events", "tail", "--limit", "2"]);
+    assert_eq!(stdout(&o).lines().count(), 2);
+
+    let o = run_in(d, &["runs", "show", "r1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let local: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(local["run"], shown["run"]);
+    assert_eq!(local["order_counts"]["CLAIMED"], 1);
+    let o = run_in(d, &["runs", "show", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no run `nope`"), "{}", stderr(&o));
+
+    // A second start reuses the stored token.
+    let s = Serve::start(d);
+    assert!(
+        s.lines[2].contains("api token:") && !s.lines[2].contains("generated"),
+        "{:?}",
+        s.lines
+    );
+    let (st, _) = post(&s.addr, &token, "/events", &ev("PATROL_TICK", None, None));
+    assert_eq!(st, 201);
+    s.stop();
+}
+
+#[test]
+fn local_tail_edge_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // Create the ledger (empty) so tail has something to open.
+    assert!(
+        run(&["--data-dir", d, "ledger", "rebuild"])
+            .status
+            .success()
+    );
+    let o = run(&["--data-dir", d, "events", "tail"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).is_empty());
+    // Nobody could append while this process owned the embedded ledger.
+    let o = run(&["--data-dir", d, "events", "tail", "--follow"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--server"), "{}", stderr(&o));
+    let o = run(&[
+        "--data-dir",
+        d,
+        "events",
+        "tail",
+        "--server",
+        "https://127.0.0.1:1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("https is not supported"),
+        "{}",
+        stderr(&o)
+    );
+}
