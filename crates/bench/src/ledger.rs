@@ -211,37 +211,58 @@ const BASELINE_TABLE: &str = "CREATE TABLE bench_baseline (
   CREATE INDEX bb_order ON bench_baseline (order_id, seq);
   CREATE INDEX bb_type ON bench_baseline (type, seq);";
 
+/// The rows the baseline inserts: the same events the writers append, in the
+/// order a group commit interleaves them (round-robin over writers), so both
+/// sides touch the same index pages.
+fn baseline_rows(events: usize, writers: usize) -> Vec<([String; 6], i64)> {
+    let per_writer = events / writers;
+    let mut rows = Vec::with_capacity(events);
+    for i in 0..per_writer {
+        for w in 0..writers {
+            let ev = lifecycle_event(w, i);
+            let order = ev.order_id.clone().unwrap_or_default();
+            let version = (i % LIFECYCLE.len() + 1) as i64;
+            rows.push((
+                [
+                    format!("{:026}", rows.len()),
+                    ev.event_type.as_str().to_string(),
+                    ev.run_id.clone().unwrap_or_default(),
+                    order.clone(),
+                    ev.payload.to_string(),
+                    format!("order:{order}"),
+                ],
+                version,
+            ));
+        }
+    }
+    rows
+}
+
 /// Rows per second for plain durable inserts in transactions of `batch` rows.
 fn baseline_sqlite(dir: &std::path::Path, events: usize, batch: usize) -> anyhow::Result<f64> {
     let mut conn = rusqlite::Connection::open(dir.join(next_name("baseline")))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(BASELINE_TABLE)?;
+    let rows = baseline_rows(events, batch);
     let start = Instant::now();
-    let mut i = 0;
-    while i < events {
+    for chunk in rows.chunks(batch) {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO bench_baseline (event_id, ts, type, garrison_id, theater_id, run_id,
                  order_id, unit_id, payload, stream, stream_version)
-                 VALUES (?1, '2026-01-01T00:00:00.000Z', 'ORDER_STARTED', 'local', 'bench', ?2, ?3, NULL,
-                 '{\"path\":\"outputs/out.txt\"}', ?3, ?4)",
+                 VALUES (?1, '2026-01-01T00:00:00.000Z', ?2, 'local', 'bench', ?3, ?4, NULL, ?5, ?6, ?7)",
             )?;
-            for _ in 0..batch.min(events - i) {
-                let order = format!("o{}", i / 6);
+            for (r, version) in chunk {
                 stmt.execute(rusqlite::params![
-                    format!("e{i}"),
-                    format!("r{}", i % batch),
-                    order,
-                    (i % 6) as i64
+                    r[0], r[1], r[2], r[3], r[4], r[5], version
                 ])?;
-                i += 1;
             }
         }
         tx.commit()?;
     }
-    Ok(events as f64 / start.elapsed().as_secs_f64())
+    Ok(rows.len() as f64 / start.elapsed().as_secs_f64())
 }
 
 async fn baseline_postgres(url: &str, events: usize, batch: usize) -> anyhow::Result<f64> {
@@ -252,32 +273,31 @@ async fn baseline_postgres(url: &str, events: usize, batch: usize) -> anyhow::Re
     sqlx::raw_sql(&BASELINE_TABLE.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY"))
         .execute(&mut c)
         .await?;
+    let rows = baseline_rows(events, batch);
     let start = Instant::now();
-    let mut i = 0;
-    while i < events {
-        let n = batch.min(events - i);
-        let ids: Vec<String> = (i..i + n).map(|k| format!("e{k}")).collect();
-        let runs: Vec<String> = (i..i + n).map(|k| format!("r{}", k % batch)).collect();
-        let orders: Vec<String> = (i..i + n).map(|k| format!("o{}", k / 6)).collect();
-        let versions: Vec<i64> = (i..i + n).map(|k| (k % 6) as i64).collect();
+    for chunk in rows.chunks(batch) {
+        let col = |k: usize| chunk.iter().map(|(r, _)| r[k].clone()).collect::<Vec<_>>();
+        let versions: Vec<i64> = chunk.iter().map(|(_, v)| *v).collect();
         let mut tx = sqlx::Connection::begin(&mut c).await?;
         sqlx::query(
             "INSERT INTO bench_baseline (event_id, ts, type, garrison_id, theater_id, run_id, order_id,
              payload, stream, stream_version)
-             SELECT id, '2026-01-01T00:00:00.000Z', 'ORDER_STARTED', 'local', 'bench', r, o,
-                    '{\"path\":\"outputs/out.txt\"}', o, v
-             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[]) AS t(id, r, o, v)",
+             SELECT id, '2026-01-01T00:00:00.000Z', t, 'local', 'bench', r, o, p, s, v
+             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                         $7::BIGINT[]) AS x(id, t, r, o, p, s, v)",
         )
-        .bind(&ids)
-        .bind(&runs)
-        .bind(&orders)
+        .bind(col(0))
+        .bind(col(1))
+        .bind(col(2))
+        .bind(col(3))
+        .bind(col(4))
+        .bind(col(5))
         .bind(&versions)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        i += n;
     }
-    let rate = events as f64 / start.elapsed().as_secs_f64();
+    let rate = rows.len() as f64 / start.elapsed().as_secs_f64();
     sqlx::raw_sql("DROP TABLE bench_baseline")
         .execute(&mut c)
         .await?;

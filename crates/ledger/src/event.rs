@@ -111,6 +111,7 @@ impl NewEvent {
     /// Checks what the ledger needs before it accepts the event and fills in
     /// generated fields (`event_id`, `ts`). Returns the resolved event.
     pub(crate) fn resolve(mut self, now: jiff::Timestamp) -> Result<Resolved> {
+        let fresh_id = self.event_id.is_none();
         let event_id = match self.event_id.take() {
             Some(id) if id.trim().is_empty() => {
                 return Err(LedgerError::Invalid("event_id must not be blank".into()));
@@ -165,6 +166,7 @@ impl NewEvent {
                 stream_version: 0,
             },
             expected_version: self.expected_version,
+            fresh_id,
         })
     }
 }
@@ -188,6 +190,8 @@ pub fn format_ts(ts: jiff::Timestamp) -> String {
 pub(crate) struct Resolved {
     pub record: Record,
     pub expected_version: Option<i64>,
+    /// The ledger generated `event_id` (a fresh ULID), so it cannot be a replay.
+    pub fresh_id: bool,
 }
 
 /// A stored event.

@@ -56,6 +56,8 @@ pub struct OrderSnapshot {
     /// Reason attached to the latest BLOCKED/FAILED/CANCELLED event.
     pub reason: Option<String>,
     pub last_event_type: EventType,
+    /// `seq` of the ORDER_CREATED event: a run's orders sort by it.
+    pub created_seq: i64,
     pub created_at: String,
     pub updated_at: String,
     pub last_seq: i64,
@@ -208,6 +210,7 @@ fn apply_order(
             commit_sha: None,
             reason: None,
             last_event_type: rec.event_type,
+            created_seq: rec.seq,
             created_at: rec.ts.clone(),
             updated_at: rec.ts.clone(),
             last_seq: rec.seq,

@@ -251,7 +251,9 @@ async fn append_one(
 ) -> Result<Appended> {
     let resolved = ev.resolve(now)?;
     let mut rec = resolved.record;
-    if let Some(original) = rows::get_event(c, &rec.event_id).await? {
+    if !resolved.fresh_id
+        && let Some(original) = rows::get_event(c, &rec.event_id).await?
+    {
         return Ok(Appended {
             record: original,
             duplicate: true,

@@ -113,7 +113,8 @@ pub(super) async fn run_orders(c: &mut PgConnection, run_id: &str) -> Result<Vec
         .iter()
         .map(|d| serde_json::from_str::<OrderSnapshot>(d))
         .collect::<Result<Vec<_>, _>>()?;
-    out.sort_by_key(|o| (o.created_at.clone(), o.last_seq));
+    // Creation order, as on SQLite (the ORDER_CREATED event's seq).
+    out.sort_by_key(|o| o.created_seq);
     Ok(out)
 }
 

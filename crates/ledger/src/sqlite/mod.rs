@@ -3,9 +3,10 @@
 //! One process owns `ledger.db` (an exclusive lock on `ledger.db.lock`). All
 //! writes go through one writer thread that group-commits: it takes every
 //! append waiting in its queue, runs them in one `BEGIN IMMEDIATE` transaction
-//! (each batch under its own savepoint, so one failing batch does not sink the
-//! others), commits once with `synchronous=FULL` — one fsync for the group —
-//! and only then answers each caller. Reads use a small pool of read-only
+//! (each batch checked and projected in memory before any of it is written, so
+//! one failing batch does not sink the others), commits once with
+//! `synchronous=FULL` — one fsync for the group — and only then answers each
+//! caller. WAL checkpoints run on a separate thread. Reads use a small pool of read-only
 //! connections, which WAL lets run beside the writer.
 
 mod rows;
@@ -18,7 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use std::sync::mpsc;
+
+use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Query, Record};
@@ -31,7 +34,7 @@ const NOTIFY_CAPACITY: usize = 4096;
 
 /// The SQLite ledger. Cheap to share behind an `Arc`.
 pub struct SqliteLedger {
-    commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     notify: broadcast::Sender<Arc<Record>>,
@@ -65,16 +68,24 @@ impl SqliteLedger {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints run on their own thread (writer::Checkpointer).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
+        let checkpoint_conn = Connection::open(path)?;
+        checkpoint_conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        checkpoint_conn.pragma_update(None, "synchronous", "FULL")?;
+        let checkpointer = writer::Checkpointer::start(checkpoint_conn)
+            .map_err(|e| LedgerError::Storage(format!("cannot start the checkpointer: {e}")))?;
 
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let writer_notify = notify.clone();
         let handle = std::thread::Builder::new()
-            .name("garrison-ledger-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_notify))
+            .name("ledger-writer".into())
+            .spawn(move || writer::run(conn, rx, writer_notify, checkpointer))
             .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteLedger {

@@ -107,13 +107,16 @@ pub(super) fn order_snapshot(conn: &Connection, order_id: &str) -> Result<Option
 }
 
 pub(super) fn run_orders(conn: &Connection, run_id: &str) -> Result<Vec<OrderSnapshot>> {
-    let mut stmt = conn.prepare_cached("SELECT data FROM order_snapshots WHERE run_id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.data FROM events e JOIN order_snapshots o ON o.order_id = e.order_id
+         WHERE e.run_id = ?1 AND e.type = 'ORDER_CREATED'
+         ORDER BY e.seq",
+    )?;
     let rows = stmt.query_map([run_id], |r| r.get::<_, String>(0))?;
     let mut out: Vec<OrderSnapshot> = Vec::new();
     for row in rows {
         out.push(serde_json::from_str(&row?)?);
     }
-    out.sort_by_key(|o| (o.created_at.clone(), o.last_seq));
     Ok(out)
 }
 
@@ -139,11 +142,12 @@ pub(super) fn put_order(conn: &Connection, order: &OrderSnapshot) -> Result<()> 
     Ok(())
 }
 
-pub(super) fn insert_event(conn: &Connection, rec: &Record) -> Result<i64> {
+/// Inserts `rec` at `rec.seq`, which the writer assigns.
+pub(super) fn insert_event(conn: &Connection, rec: &Record) -> Result<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO events (event_id, ts, type, garrison_id, theater_id, run_id, order_id,
+        "INSERT INTO events (seq, event_id, ts, type, garrison_id, theater_id, run_id, order_id,
                              unit_id, payload, stream, stream_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     stmt.execute(params![
         rec.event_id,
@@ -156,7 +160,8 @@ pub(super) fn insert_event(conn: &Connection, rec: &Record) -> Result<i64> {
         rec.unit_id,
         serde_json::to_string(&rec.payload)?,
         rec.stream,
-        rec.stream_version
+        rec.stream_version,
+        rec.seq
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(())
 }
