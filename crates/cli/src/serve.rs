@@ -106,7 +106,11 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 
 fn announce(ready: &Ready) {
     println!("garrison listening on http://{}", ready.addr);
-    println!("dashboard: http://{}/", ready.addr);
+    // The URL is fixed by the design; the page itself lands with the operations issue.
+    println!(
+        "dashboard: http://{}/ (not yet available in this build)",
+        ready.addr
+    );
     match &ready.token_source {
         TokenSource::Explicit => println!("api token: from GARRISON_API_TOKEN"),
         TokenSource::Stored(p) => println!("api token: {}", p.display()),

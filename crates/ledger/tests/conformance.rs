@@ -514,3 +514,22 @@ async fn close_flushes_acknowledged_appends(b: &Backend) {
     }
     l.close().await.unwrap();
 }
+
+/// The embedded store belongs to one process at a time, until it is closed.
+#[tokio::test]
+async fn sqlite_lock_is_exclusive_until_close() {
+    let backend = Backend::sqlite();
+    let first = backend.open().await;
+    let Backend::Sqlite { path, .. } = &backend else {
+        unreachable!()
+    };
+    let err = garrison_ledger::sqlite::SqliteLedger::open(path)
+        .err()
+        .expect("second open refused");
+    assert!(err.to_string().contains("in use"), "{err}");
+    first.close().await.unwrap();
+    // `first` is still alive (as a lingering handle would be), yet the lock is free.
+    let second = garrison_ledger::sqlite::SqliteLedger::open(path).unwrap();
+    second.close().await.unwrap();
+    drop(first);
+}

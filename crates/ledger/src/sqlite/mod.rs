@@ -38,7 +38,8 @@ pub struct SqliteLedger {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     notify: broadcast::Sender<Arc<Record>>,
-    _lock: File,
+    /// Held until `close` (or drop): one process per embedded ledger.
+    lock: Mutex<Option<File>>,
 }
 
 impl SqliteLedger {
@@ -96,7 +97,7 @@ impl SqliteLedger {
                 idle: Mutex::new(Vec::new()),
             }),
             notify,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -224,6 +225,9 @@ impl Ledger for SqliteLedger {
                 .map_err(|e| LedgerError::Storage(format!("writer join failed: {e}")))?
                 .map_err(|_| LedgerError::Storage("the writer thread panicked".into()))?;
         }
+        // The store is consistent on disk now; let another process have it
+        // even if this handle lingers (e.g. in a request still draining).
+        drop(self.lock.lock().map_err(|_| LedgerError::Closed)?.take());
         Ok(())
     }
 }
