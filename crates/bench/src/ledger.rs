@@ -42,6 +42,9 @@ pub struct AppendArgs {
     /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL).
     #[arg(long, env = "GARRISON_BENCH_DATABASE_URL")]
     database_url: Option<String>,
+    /// Rounds per scenario (Garrison and baseline alternate); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 #[derive(Args)]
@@ -133,6 +136,7 @@ fn lifecycle_event(writer: usize, i: usize) -> NewEvent {
 }
 
 pub async fn appends(args: AppendArgs) -> anyhow::Result<()> {
+    let repeat = args.repeat.max(1);
     for target in targets(args.database_url)? {
         for &writers in &args.writers {
             let writers = writers.max(1);
@@ -140,49 +144,24 @@ pub async fn appends(args: AppendArgs) -> anyhow::Result<()> {
             let per_writer = events.div_ceil(writers);
             let events = per_writer * writers;
             eprintln!(
-                "ledger/{}: {writers} writers, {events} events …",
+                "ledger/{}: {writers} writers, {events} events, {repeat} rounds …",
                 target.name()
             );
-
-            let ledger = target.fresh().await?;
-            // Every writer's run exists first, so order events have a run to count in.
-            for w in 0..writers {
-                ledger
-                    .append(
-                        NewEvent::new(EventType::RunCreated)
-                            .theater("bench")
-                            .run(format!("run-w{w}")),
-                    )
-                    .await?;
+            // Rounds alternate Garrison and baseline so drift on the machine
+            // hits both; the figures are medians over the rounds.
+            let mut rates = Vec::with_capacity(repeat);
+            let mut baselines = Vec::with_capacity(repeat);
+            let mut lat: Vec<Duration> = Vec::with_capacity(events * repeat);
+            for _ in 0..repeat {
+                let (rate, round_lat) = garrison_appends(&target, writers, per_writer).await?;
+                rates.push(rate);
+                lat.extend(round_lat);
+                baselines.push(match &target {
+                    Target::Sqlite(dir) => baseline_sqlite(dir.path(), events, writers)?,
+                    Target::Postgres(url) => baseline_postgres(url, events, writers).await?,
+                });
             }
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..writers)
-                .map(|w| {
-                    let ledger = ledger.clone();
-                    tokio::spawn(async move {
-                        let mut lat = Vec::with_capacity(per_writer);
-                        for i in 0..per_writer {
-                            let t0 = Instant::now();
-                            ledger.append(lifecycle_event(w, i)).await?;
-                            lat.push(t0.elapsed());
-                        }
-                        anyhow::Ok(lat)
-                    })
-                })
-                .collect();
-            let mut lat: Vec<Duration> = Vec::with_capacity(events);
-            for t in tasks {
-                lat.extend(t.await.context("writer task")??);
-            }
-            let elapsed = start.elapsed().as_secs_f64();
-            ledger.close().await?;
-            drop(ledger);
-
-            let baseline = match &target {
-                Target::Sqlite(dir) => baseline_sqlite(dir.path(), events, writers)?,
-                Target::Postgres(url) => baseline_postgres(url, events, writers).await?,
-            };
-            let rate = events as f64 / elapsed;
+            let (rate, baseline) = (median(&mut rates), median(&mut baselines));
             println!(
                 "{}",
                 json!({
@@ -190,6 +169,7 @@ pub async fn appends(args: AppendArgs) -> anyhow::Result<()> {
                     "backend": target.name(),
                     "writers": writers,
                     "events": events,
+                    "rounds": repeat,
                     "events_per_s": round3(rate),
                     "p50_ms": round3(percentile_ms(&mut lat, 50.0)),
                     "p99_ms": round3(percentile_ms(&mut lat, 99.0)),
@@ -200,6 +180,52 @@ pub async fn appends(args: AppendArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One round on a fresh ledger: events per second and per-append latencies.
+async fn garrison_appends(
+    target: &Target,
+    writers: usize,
+    per_writer: usize,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    let ledger = target.fresh().await?;
+    // Every writer's run exists first, as it would in real use.
+    for w in 0..writers {
+        ledger
+            .append(
+                NewEvent::new(EventType::RunCreated)
+                    .theater("bench")
+                    .run(format!("run-w{w}")),
+            )
+            .await?;
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_writer);
+                for i in 0..per_writer {
+                    let t0 = Instant::now();
+                    ledger.append(lifecycle_event(w, i)).await?;
+                    lat.push(t0.elapsed());
+                }
+                anyhow::Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat: Vec<Duration> = Vec::with_capacity(per_writer * writers);
+    for t in tasks {
+        lat.extend(t.await.context("writer task")??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    ledger.close().await?;
+    Ok(((per_writer * writers) as f64 / elapsed, lat))
 }
 
 const BASELINE_TABLE: &str = "CREATE TABLE bench_baseline (

@@ -7,10 +7,15 @@
 
 use std::collections::HashMap;
 
-use crate::projection::{OrderSnapshot, RunSnapshot};
+use crate::error::{LedgerError, Result};
+use crate::event::{Appended, NewEvent, Record};
+use crate::projection::{self, OrderSnapshot, RunSnapshot};
 
 #[derive(Default)]
 pub(crate) struct Staged {
+    /// Events appended by earlier batches of the group, by `event_id`, so a
+    /// replay within the group is recognised before anything is stored.
+    pub events: HashMap<String, Record>,
     pub streams: HashMap<String, i64>,
     pub runs: HashMap<String, RunSnapshot>,
     pub orders: HashMap<String, OrderSnapshot>,
@@ -19,16 +24,18 @@ pub(crate) struct Staged {
 impl Staged {
     /// Folds a later layer into this one (later values win).
     pub fn absorb(&mut self, later: Staged) {
+        self.events.extend(later.events);
         self.streams.extend(later.streams);
         self.runs.extend(later.runs);
         self.orders.extend(later.orders);
     }
 
     pub fn len(&self) -> usize {
-        self.streams.len() + self.runs.len() + self.orders.len()
+        self.events.len() + self.streams.len() + self.runs.len() + self.orders.len()
     }
 
     pub fn clear(&mut self) {
+        self.events.clear();
         self.streams.clear();
         self.runs.clear();
         self.orders.clear();
@@ -46,4 +53,93 @@ pub(crate) fn run(layers: &[&Staged], id: &str) -> Option<RunSnapshot> {
 
 pub(crate) fn order(layers: &[&Staged], id: &str) -> Option<OrderSnapshot> {
     layers.iter().find_map(|l| l.orders.get(id).cloned())
+}
+
+/// Where a writer reads committed state that no layer has staged.
+pub(crate) trait Lookup {
+    fn event(&mut self, event_id: &str) -> Result<Option<Record>>;
+    fn stream_version(&mut self, stream: &str) -> Result<i64>;
+    fn run(&mut self, run_id: &str) -> Result<Option<RunSnapshot>>;
+    fn order(&mut self, order_id: &str) -> Result<Option<OrderSnapshot>>;
+}
+
+/// Resolves, de-duplicates, version-checks and projects one batch without
+/// writing anything: state is read through `outer` (the group's layer, then
+/// any cache) and then `store`. Returns the outcome of each event (new ones
+/// numbered from `head + 1`) and the batch's own layer, to be absorbed into
+/// the group once its records are written.
+pub(crate) fn check_batch(
+    store: &mut dyn Lookup,
+    outer: [&Staged; 2],
+    events: Vec<NewEvent>,
+    now: jiff::Timestamp,
+    head: i64,
+) -> Result<(Vec<Appended>, Staged)> {
+    let mut batch = Staged::default();
+    let mut out: Vec<Appended> = Vec::with_capacity(events.len());
+    let mut seq = head;
+    for ev in events {
+        let resolved = ev.resolve(now)?;
+        let mut rec = resolved.record;
+        if !resolved.fresh_id {
+            let layers = [&batch, outer[0], outer[1]];
+            let original = match layers.iter().find_map(|l| l.events.get(&rec.event_id)) {
+                Some(r) => Some(r.clone()),
+                None => store.event(&rec.event_id)?,
+            };
+            if let Some(record) = original {
+                out.push(Appended {
+                    record,
+                    duplicate: true,
+                });
+                continue;
+            }
+        }
+        let layers = [&batch, outer[0], outer[1]];
+        let current = match stream(&layers, &rec.stream) {
+            Some(v) => v,
+            None => store.stream_version(&rec.stream)?,
+        };
+        if let Some(expected) = resolved.expected_version
+            && expected != current
+        {
+            return Err(LedgerError::ConcurrencyConflict {
+                stream: rec.stream,
+                expected,
+                actual: current,
+            });
+        }
+        rec.stream_version = current + 1;
+        seq += 1;
+        rec.seq = seq;
+        let run_snapshot = match rec.run_id.as_deref() {
+            Some(id) if projection::touches_run(&rec) => match run(&layers, id) {
+                Some(r) => Some(r),
+                None => store.run(id)?,
+            },
+            _ => None,
+        };
+        let order_snapshot = match rec.order_id.as_deref() {
+            Some(id) => match order(&layers, id) {
+                Some(o) => Some(o),
+                None => store.order(id)?,
+            },
+            None => None,
+        };
+        let changes = projection::apply(run_snapshot, order_snapshot, &rec)?;
+        // Staged only after `apply` succeeded, so a rejected event leaves no trace.
+        batch.streams.insert(rec.stream.clone(), rec.stream_version);
+        if let Some(r) = changes.run {
+            batch.runs.insert(r.run_id.clone(), r);
+        }
+        if let Some(o) = changes.order {
+            batch.orders.insert(o.order_id.clone(), o);
+        }
+        batch.events.insert(rec.event_id.clone(), rec.clone());
+        out.push(Appended {
+            record: rec,
+            duplicate: false,
+        });
+    }
+    Ok((out, batch))
 }

@@ -17,6 +17,7 @@ use common::Backend;
 conformance!(
     append_read_and_filters,
     idempotent_replay_returns_the_original,
+    concurrent_replays_store_one_event,
     compare_and_append_has_one_winner_per_version,
     batch_is_atomic,
     illegal_transition_appends_nothing,
@@ -149,6 +150,46 @@ async fn idempotent_replay_returns_the_original(b: &Backend) {
             .as_deref(),
         Some("objective of r")
     );
+    l.close().await.unwrap();
+}
+
+async fn concurrent_replays_store_one_event(b: &Backend) {
+    let l = b.open().await;
+    // Within one batch.
+    let twice = l
+        .append_batch(vec![
+            run_created("r").event_id("same"),
+            run_created("r").event_id("same"),
+        ])
+        .await
+        .unwrap();
+    assert!(!twice[0].duplicate && twice[1].duplicate);
+    assert_eq!(twice[0].record, twice[1].record);
+    // Across batches racing into the same group commits.
+    let handles: Vec<_> = (0..64)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                l.append(
+                    NewEvent::new(EventType::PatrolTick)
+                        .event_id("contended")
+                        .payload(json!({ "sender": i })),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut originals = 0;
+    let mut records = HashSet::new();
+    for h in handles {
+        let a = h.await.unwrap();
+        originals += usize::from(!a.duplicate);
+        records.insert(a.record.seq);
+    }
+    assert_eq!(originals, 1, "exactly one append stores the event");
+    assert_eq!(records.len(), 1, "every caller sees the same record");
+    assert_eq!(l.read(&Query::default()).await.unwrap().len(), 2);
     l.close().await.unwrap();
 }
 

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Query, Record};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
-use crate::staging::{self, Staged};
+use crate::staging::{self, Lookup, Staged};
 use crate::store::{Ledger, RebuildStats};
 
 const CHANNEL: &str = "garrison_events";
@@ -171,6 +171,10 @@ async fn writer_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>) {
 
 type AppendJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Appended>>>);
 
+/// One transaction for the whole group, in a fixed number of round trips:
+/// take the append lock, prefetch every row the group can touch, check and
+/// project each batch in memory (a rejected batch writes nothing), then insert
+/// all new events and upsert all touched snapshots in bulk.
 async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
     let now = jiff::Timestamp::now();
     let mut outcomes = Vec::with_capacity(group.len());
@@ -181,31 +185,31 @@ async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
             .execute(&mut *tx)
             .await?;
         let mut head = rows::head(&mut tx).await?;
+        let mut store = Prefetched::load(&mut tx, &group).await?;
         let mut staged = Staged::default();
+        let mut records = Vec::new();
+        let none = Staged::default();
         for (events, reply) in group {
-            let mut sp = tx.begin().await?;
-            let mut next = head;
-            let mut batch = Staged::default();
-            let result = append_all(&mut sp, &mut batch, &staged, events, now, &mut next).await;
-            if result.is_ok() {
-                sp.commit().await?;
-                head = next;
+            let result = staging::check_batch(&mut store, [&staged, &none], events, now, head);
+            let result = result.map(|(appended, batch)| {
+                for a in appended.iter().filter(|a| !a.duplicate) {
+                    head = a.record.seq;
+                    records.push(a.record.clone());
+                }
                 staged.absorb(batch);
-            } else {
-                sp.rollback().await?;
-            }
+                appended
+            });
             outcomes.push((reply, result));
         }
-        for r in staged.runs.values() {
-            rows::put_run(&mut tx, r).await?;
+        rows::insert_events(&mut tx, &records).await?;
+        rows::put_runs(&mut tx, staged.runs.values()).await?;
+        rows::put_orders(&mut tx, staged.orders.values()).await?;
+        if !records.is_empty() {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(&mut *tx)
+                .await?;
         }
-        for o in staged.orders.values() {
-            rows::put_order(&mut tx, o).await?;
-        }
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -225,83 +229,45 @@ async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
     }
 }
 
-async fn append_all(
-    c: &mut PgConnection,
-    batch: &mut Staged,
-    group: &Staged,
-    events: Vec<NewEvent>,
-    now: jiff::Timestamp,
-    head: &mut i64,
-) -> Result<Vec<Appended>> {
-    let mut out = Vec::with_capacity(events.len());
-    for ev in events {
-        out.push(append_one(c, batch, group, ev, now, head).await?);
-    }
-    Ok(out)
+/// Every stored row a group can read, fetched up front under the append lock.
+/// A key that is absent here is absent from the store.
+#[derive(Default)]
+struct Prefetched {
+    events: HashMap<String, Record>,
+    streams: HashMap<String, i64>,
+    runs: HashMap<String, RunSnapshot>,
+    orders: HashMap<String, OrderSnapshot>,
 }
 
-/// Appends one event, reading state through `batch`, then `group`, then the store.
-async fn append_one(
-    c: &mut PgConnection,
-    batch: &mut Staged,
-    group: &Staged,
-    ev: NewEvent,
-    now: jiff::Timestamp,
-    head: &mut i64,
-) -> Result<Appended> {
-    let resolved = ev.resolve(now)?;
-    let mut rec = resolved.record;
-    if !resolved.fresh_id
-        && let Some(original) = rows::get_event(c, &rec.event_id).await?
-    {
-        return Ok(Appended {
-            record: original,
-            duplicate: true,
-        });
+impl Prefetched {
+    async fn load(c: &mut PgConnection, group: &[AppendJob]) -> Result<Prefetched> {
+        let all = || group.iter().flat_map(|(events, _)| events.iter());
+        let ids: Vec<String> = all().filter_map(|e| e.event_id.clone()).collect();
+        let streams: Vec<String> = all().map(NewEvent::stream_name).collect();
+        let runs: Vec<String> = all().filter_map(|e| e.run_id.clone()).collect();
+        let orders: Vec<String> = all().filter_map(|e| e.order_id.clone()).collect();
+        Ok(Prefetched {
+            events: rows::get_events(c, &ids).await?,
+            streams: rows::stream_versions(c, &streams).await?,
+            runs: rows::run_snapshots(c, &runs).await?,
+            orders: rows::order_snapshots(c, &orders).await?,
+        })
     }
-    let current = match staging::stream(&[&*batch, group], &rec.stream) {
-        Some(v) => v,
-        None => rows::stream_version(c, &rec.stream).await?,
-    };
-    if let Some(expected) = resolved.expected_version
-        && expected != current
-    {
-        return Err(LedgerError::ConcurrencyConflict {
-            stream: rec.stream,
-            expected,
-            actual: current,
-        });
+}
+
+impl Lookup for Prefetched {
+    fn event(&mut self, event_id: &str) -> Result<Option<Record>> {
+        Ok(self.events.get(event_id).cloned())
     }
-    rec.stream_version = current + 1;
-    rec.seq = *head + 1;
-    rows::insert_event(c, &rec).await?;
-    *head = rec.seq;
-    let run = match rec.run_id.as_deref() {
-        Some(id) if projection::touches_run(&rec) => match staging::run(&[&*batch, group], id) {
-            Some(r) => Some(r),
-            None => rows::run_snapshot(c, id).await?,
-        },
-        _ => None,
-    };
-    let order = match rec.order_id.as_deref() {
-        Some(id) => match staging::order(&[&*batch, group], id) {
-            Some(o) => Some(o),
-            None => rows::order_snapshot(c, id).await?,
-        },
-        None => None,
-    };
-    let changes = projection::apply(run, order, &rec)?;
-    batch.streams.insert(rec.stream.clone(), rec.stream_version);
-    if let Some(r) = changes.run {
-        batch.runs.insert(r.run_id.clone(), r);
+    fn stream_version(&mut self, stream: &str) -> Result<i64> {
+        Ok(self.streams.get(stream).copied().unwrap_or(0))
     }
-    if let Some(o) = changes.order {
-        batch.orders.insert(o.order_id.clone(), o);
+    fn run(&mut self, run_id: &str) -> Result<Option<RunSnapshot>> {
+        Ok(self.runs.get(run_id).cloned())
     }
-    Ok(Appended {
-        record: rec,
-        duplicate: false,
-    })
+    fn order(&mut self, order_id: &str) -> Result<Option<OrderSnapshot>> {
+        Ok(self.orders.get(order_id).cloned())
+    }
 }
 
 async fn rebuild(pool: &PgPool) -> Result<RebuildStats> {
@@ -331,36 +297,8 @@ async fn rebuild(pool: &PgPool) -> Result<RebuildStats> {
     sqlx::query("DELETE FROM order_snapshots")
         .execute(&mut *tx)
         .await?;
-    let (ids, data): (Vec<String>, Vec<String>) = runs
-        .values()
-        .map(|r| Ok((r.run_id.clone(), serde_json::to_string(r)?)))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    sqlx::query(
-        "INSERT INTO run_snapshots (run_id, data) SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[])",
-    )
-    .bind(&ids)
-    .bind(&data)
-    .execute(&mut *tx)
-    .await?;
-    let mut ids = Vec::with_capacity(orders.len());
-    let mut run_ids = Vec::with_capacity(orders.len());
-    let mut data = Vec::with_capacity(orders.len());
-    for o in orders.values() {
-        ids.push(o.order_id.clone());
-        run_ids.push(o.run_id.clone());
-        data.push(serde_json::to_string(o)?);
-    }
-    sqlx::query(
-        "INSERT INTO order_snapshots (order_id, run_id, data)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[])",
-    )
-    .bind(&ids)
-    .bind(&run_ids)
-    .bind(&data)
-    .execute(&mut *tx)
-    .await?;
+    rows::put_runs(&mut tx, runs.values()).await?;
+    rows::put_orders(&mut tx, orders.values()).await?;
     tx.commit().await?;
     Ok(RebuildStats {
         events,

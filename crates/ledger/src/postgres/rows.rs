@@ -1,5 +1,7 @@
 //! Statements shared by the PostgreSQL writer and readers.
 
+use std::collections::HashMap;
+
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -118,50 +120,149 @@ pub(super) async fn run_orders(c: &mut PgConnection, run_id: &str) -> Result<Vec
     Ok(out)
 }
 
-pub(super) async fn put_run(c: &mut PgConnection, run: &RunSnapshot) -> Result<()> {
+/// Stored events among `ids`, by id.
+pub(super) async fn get_events(
+    c: &mut PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, Record>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE event_id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| record(r).map(|rec| (rec.event_id.clone(), rec)))
+        .collect()
+}
+
+/// Current versions of those of `streams` that have events.
+pub(super) async fn stream_versions(
+    c: &mut PgConnection,
+    streams: &[String],
+) -> Result<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT stream, MAX(stream_version)::BIGINT FROM events
+         WHERE stream = ANY($1) GROUP BY stream",
+    )
+    .bind(streams)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub(super) async fn run_snapshots(
+    c: &mut PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, RunSnapshot>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT run_id, data FROM run_snapshots WHERE run_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await?;
+    rows.into_iter()
+        .map(|(id, data)| Ok((id, serde_json::from_str(&data)?)))
+        .collect()
+}
+
+pub(super) async fn order_snapshots(
+    c: &mut PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, OrderSnapshot>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id, data FROM order_snapshots WHERE order_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await?;
+    rows.into_iter()
+        .map(|(id, data)| Ok((id, serde_json::from_str(&data)?)))
+        .collect()
+}
+
+pub(super) async fn put_runs<'a>(
+    c: &mut PgConnection,
+    runs: impl Iterator<Item = &'a RunSnapshot>,
+) -> Result<()> {
+    let mut ids = Vec::new();
+    let mut data = Vec::new();
+    for r in runs {
+        ids.push(r.run_id.clone());
+        data.push(serde_json::to_string(r)?);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO run_snapshots (run_id, data) VALUES ($1, $2)
+        "INSERT INTO run_snapshots (run_id, data) SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[])
          ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
     )
-    .bind(&run.run_id)
-    .bind(serde_json::to_string(run)?)
+    .bind(&ids)
+    .bind(&data)
     .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-pub(super) async fn put_order(c: &mut PgConnection, order: &OrderSnapshot) -> Result<()> {
+pub(super) async fn put_orders<'a>(
+    c: &mut PgConnection,
+    orders: impl Iterator<Item = &'a OrderSnapshot>,
+) -> Result<()> {
+    let mut ids = Vec::new();
+    let mut runs = Vec::new();
+    let mut data = Vec::new();
+    for o in orders {
+        ids.push(o.order_id.clone());
+        runs.push(o.run_id.clone());
+        data.push(serde_json::to_string(o)?);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO order_snapshots (order_id, run_id, data) VALUES ($1, $2, $3)
+        "INSERT INTO order_snapshots (order_id, run_id, data)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[])
          ON CONFLICT (order_id) DO UPDATE SET run_id = excluded.run_id, data = excluded.data",
     )
-    .bind(&order.order_id)
-    .bind(order.run_id.as_deref())
-    .bind(serde_json::to_string(order)?)
+    .bind(&ids)
+    .bind(&runs)
+    .bind(&data)
     .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-/// Inserts `rec` at `rec.seq`, which the writer assigns under the append lock.
-pub(super) async fn insert_event(c: &mut PgConnection, rec: &Record) -> Result<()> {
+/// Inserts `records` at the `seq` the writer assigned each, in one statement.
+pub(super) async fn insert_events(c: &mut PgConnection, records: &[Record]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&Record) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+    let payloads = records
+        .iter()
+        .map(|r| serde_json::to_string(&r.payload))
+        .collect::<Result<Vec<_>, _>>()?;
     sqlx::query(
         "INSERT INTO events (seq, event_id, ts, type, garrison_id, theater_id, run_id, order_id,
                              unit_id, payload, stream, stream_version)
-         VALUES ($12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                              $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+                              $11::TEXT[], $12::BIGINT[])",
     )
-    .bind(&rec.event_id)
-    .bind(&rec.ts)
-    .bind(rec.event_type.as_str())
-    .bind(&rec.garrison_id)
-    .bind(rec.theater_id.as_deref())
-    .bind(rec.run_id.as_deref())
-    .bind(rec.order_id.as_deref())
-    .bind(rec.unit_id.as_deref())
-    .bind(serde_json::to_string(&rec.payload)?)
-    .bind(&rec.stream)
-    .bind(rec.stream_version)
-    .bind(rec.seq)
+    .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.event_id.clone())))
+    .bind(col(|r| Some(r.ts.clone())))
+    .bind(col(|r| Some(r.event_type.as_str().to_string())))
+    .bind(col(|r| Some(r.garrison_id.clone())))
+    .bind(col(|r| r.theater_id.clone()))
+    .bind(col(|r| r.run_id.clone()))
+    .bind(col(|r| r.order_id.clone()))
+    .bind(col(|r| r.unit_id.clone()))
+    .bind(payloads)
+    .bind(col(|r| Some(r.stream.clone())))
+    .bind(records.iter().map(|r| r.stream_version).collect::<Vec<_>>())
     .execute(&mut *c)
     .await?;
     Ok(())

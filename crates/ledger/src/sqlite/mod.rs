@@ -6,7 +6,7 @@
 //! (each batch checked and projected in memory before any of it is written, so
 //! one failing batch does not sink the others), commits once with
 //! `synchronous=FULL` — one fsync for the group — and only then answers each
-//! caller. WAL checkpoints run on a separate thread. Reads use a small pool of read-only
+//! caller. Reads use a small pool of read-only
 //! connections, which WAL lets run beside the writer.
 
 mod rows;
@@ -70,23 +70,16 @@ impl SqliteLedger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // Checkpoints run on their own thread (writer::Checkpointer).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
-        let checkpoint_conn = Connection::open(path)?;
-        checkpoint_conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        checkpoint_conn.pragma_update(None, "synchronous", "FULL")?;
-        let checkpointer = writer::Checkpointer::start(checkpoint_conn)
-            .map_err(|e| LedgerError::Storage(format!("cannot start the checkpointer: {e}")))?;
 
         let (tx, rx) = mpsc::channel();
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let writer_notify = notify.clone();
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_notify, checkpointer))
+            .spawn(move || writer::run(conn, rx, writer_notify))
             .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteLedger {

@@ -24,14 +24,14 @@ CREATE INDEX events_by_type  ON events (type, seq);
 CREATE TABLE run_snapshots (
     run_id TEXT PRIMARY KEY,
     data   TEXT NOT NULL
-) WITHOUT ROWID;
+);
 -- No index on run_id: a run's orders are found through events_by_run (their
 -- ORDER_CREATED events), which saves a scattered index write per append.
 CREATE TABLE order_snapshots (
     order_id TEXT PRIMARY KEY,
     run_id   TEXT,
     data     TEXT NOT NULL
-) WITHOUT ROWID;
+);
 "#,
 )];
 

@@ -13,7 +13,7 @@ use super::rows;
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Record};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
-use crate::staging::{self, Staged};
+use crate::staging::{self, Lookup, Staged};
 use crate::store::RebuildStats;
 
 /// Most appends folded into one transaction.
@@ -37,19 +37,14 @@ type AppendJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Appended>>>);
 /// fsync) nearly alone.
 const GATHER_WINDOW: Duration = Duration::from_micros(300);
 
-/// Commits between two background checkpoints.
-const CHECKPOINT_EVERY: u32 = 64;
-
 pub(super) fn run(
     mut conn: Connection,
     rx: mpsc::Receiver<Command>,
     notify: broadcast::Sender<Arc<Record>>,
-    checkpointer: Checkpointer,
 ) {
     let mut pending: Option<Command> = None;
     let mut cache = Staged::default();
     let mut head: Option<i64> = None;
-    let mut commits = 0u32;
     // Size of the previous group: the concurrency the next one should expect.
     let mut expect = 1usize;
     loop {
@@ -87,56 +82,11 @@ pub(super) fn run(
                 }
                 expect = group.len();
                 commit_group(&mut conn, &mut cache, &mut head, group, &notify);
-                commits += 1;
-                if commits.is_multiple_of(CHECKPOINT_EVERY) {
-                    checkpointer.nudge();
-                }
             }
         }
     }
-    checkpointer.stop();
     // Fold the WAL back so a closed ledger is one file again.
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
-}
-
-/// Runs WAL checkpoints on its own connection and thread, so the writer's
-/// commits never wait for one (the writer has `wal_autocheckpoint=0`).
-pub(super) struct Checkpointer {
-    tx: std::sync::mpsc::SyncSender<()>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    pub(super) fn start(conn: Connection) -> std::io::Result<Checkpointer> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let handle = std::thread::Builder::new()
-            .name("ledger-ckpt".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    // PASSIVE: copies what it can without blocking the writer.
-                    if let Err(e) = conn.pragma_update(None, "wal_checkpoint", "PASSIVE") {
-                        tracing::warn!(error = %e, "ledger checkpoint failed");
-                    }
-                }
-            })?;
-        Ok(Checkpointer {
-            tx,
-            handle: Some(handle),
-        })
-    }
-
-    fn nudge(&self) {
-        // A full channel means a checkpoint is already due.
-        let _ = self.tx.try_send(());
-    }
-
-    fn stop(mut self) {
-        let (dead, _) = std::sync::mpsc::sync_channel(1);
-        drop(std::mem::replace(&mut self.tx, dead));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
 }
 
 /// Committed state the writer has seen. This process is the store's only
@@ -165,7 +115,9 @@ fn commit_group(
             None => rows::head(&tx)?,
         };
         for (events, reply) in group {
-            let result = match check_batch(&tx, &mut staged, cache, events, now, next) {
+            let checked =
+                staging::check_batch(&mut TxLookup(&tx), [&staged, cache], events, now, next);
+            let result = match checked {
                 Ok((appended, batch)) => {
                     for a in appended.iter().filter(|a| !a.duplicate) {
                         rows::insert_event(&tx, &a.record)?;
@@ -199,6 +151,7 @@ fn commit_group(
             return;
         }
     }
+    staged.events.clear(); // the store answers for stored events
     cache.absorb(staged);
     if cache.len() > CACHE_LIMIT {
         cache.clear();
@@ -213,88 +166,22 @@ fn commit_group(
     }
 }
 
-/// Resolves, de-duplicates, version-checks and projects one batch without
-/// writing anything. Returns the records to insert (in order, `seq` from
-/// `head + 1`) and the batch's staged snapshots.
-fn check_batch(
-    conn: &Connection,
-    group: &mut Staged,
-    cache: &Staged,
-    events: Vec<NewEvent>,
-    now: jiff::Timestamp,
-    head: i64,
-) -> Result<(Vec<Appended>, Staged)> {
-    let mut batch = Staged::default();
-    let mut out: Vec<Appended> = Vec::with_capacity(events.len());
-    let mut seq = head;
-    for ev in events {
-        let resolved = ev.resolve(now)?;
-        let mut rec = resolved.record;
-        let earlier = out
-            .iter()
-            .find(|a| !a.duplicate && a.record.event_id == rec.event_id);
-        if let Some(a) = earlier {
-            let record = a.record.clone();
-            out.push(Appended {
-                record,
-                duplicate: true,
-            });
-            continue;
-        }
-        if !resolved.fresh_id
-            && let Some(original) = rows::get_event(conn, &rec.event_id)?
-        {
-            out.push(Appended {
-                record: original,
-                duplicate: true,
-            });
-            continue;
-        }
-        let layers = [&batch, &*group, cache];
-        let current = match staging::stream(&layers, &rec.stream) {
-            Some(v) => v,
-            None => rows::stream_version(conn, &rec.stream)?,
-        };
-        if let Some(expected) = resolved.expected_version
-            && expected != current
-        {
-            return Err(LedgerError::ConcurrencyConflict {
-                stream: rec.stream,
-                expected,
-                actual: current,
-            });
-        }
-        rec.stream_version = current + 1;
-        seq += 1;
-        rec.seq = seq;
-        let run = match rec.run_id.as_deref() {
-            Some(id) if projection::touches_run(&rec) => match staging::run(&layers, id) {
-                Some(r) => Some(r),
-                None => rows::run_snapshot(conn, id)?,
-            },
-            _ => None,
-        };
-        let order = match rec.order_id.as_deref() {
-            Some(id) => match staging::order(&layers, id) {
-                Some(o) => Some(o),
-                None => rows::order_snapshot(conn, id)?,
-            },
-            None => None,
-        };
-        let changes = projection::apply(run, order, &rec)?;
-        batch.streams.insert(rec.stream.clone(), rec.stream_version);
-        if let Some(r) = changes.run {
-            batch.runs.insert(r.run_id.clone(), r);
-        }
-        if let Some(o) = changes.order {
-            batch.orders.insert(o.order_id.clone(), o);
-        }
-        out.push(Appended {
-            record: rec,
-            duplicate: false,
-        });
+/// Reads committed state straight from the writer's transaction.
+struct TxLookup<'a>(&'a Connection);
+
+impl Lookup for TxLookup<'_> {
+    fn event(&mut self, event_id: &str) -> Result<Option<Record>> {
+        rows::get_event(self.0, event_id)
     }
-    Ok((out, batch))
+    fn stream_version(&mut self, stream: &str) -> Result<i64> {
+        rows::stream_version(self.0, stream)
+    }
+    fn run(&mut self, run_id: &str) -> Result<Option<RunSnapshot>> {
+        rows::run_snapshot(self.0, run_id)
+    }
+    fn order(&mut self, order_id: &str) -> Result<Option<OrderSnapshot>> {
+        rows::order_snapshot(self.0, order_id)
+    }
 }
 
 fn rebuild(conn: &mut Connection) -> Result<RebuildStats> {
