@@ -31,6 +31,10 @@ const CHANNEL: &str = "garrison_events";
 /// Advisory lock key serialising appends across nodes.
 const APPEND_LOCK: i64 = 0x6761_7272_6973_6f6f;
 const MAX_GROUP: usize = 2048;
+/// How long a group waits for the appends its predecessor's writers are about
+/// to resubmit (see the SQLite writer; a commit here costs milliseconds, and
+/// the timer's granularity is one).
+const GATHER_WINDOW: Duration = Duration::from_millis(1);
 const NOTIFY_CAPACITY: usize = 4096;
 
 enum Command {
@@ -139,6 +143,8 @@ async fn listen_loop(
 
 async fn writer_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut pending: Option<Command> = None;
+    // Size of the previous group: how many appends the next one should wait for.
+    let mut expect = 1usize;
     loop {
         let first = match pending.take() {
             Some(c) => c,
@@ -153,16 +159,28 @@ async fn writer_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>) {
             }
             Command::Append { events, reply } => {
                 let mut group = vec![(events, reply)];
+                let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
                 while group.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(Command::Append { events, reply }) => group.push((events, reply)),
-                        Ok(other) => {
+                    let next = match rx.try_recv() {
+                        Ok(c) => Some(c),
+                        Err(_) if group.len() < expect => {
+                            tokio::time::timeout_at(deadline, rx.recv())
+                                .await
+                                .ok()
+                                .flatten()
+                        }
+                        Err(_) => None,
+                    };
+                    match next {
+                        Some(Command::Append { events, reply }) => group.push((events, reply)),
+                        Some(other) => {
                             pending = Some(other);
                             break;
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
+                expect = group.len();
                 commit_group(&pool, group).await;
             }
         }
