@@ -79,7 +79,7 @@ pub(crate) fn check_batch(
     let mut out: Vec<Appended> = Vec::with_capacity(events.len());
     let mut seq = head;
     for ev in events {
-        let resolved = ev.resolve(now)?;
+        let resolved = crate::event::resolve(ev, now)?;
         let mut rec = resolved.record;
         if !resolved.fresh_id {
             let layers = [&batch, outer[0], outer[1]];

@@ -2,11 +2,9 @@
 //! `{ok, data, error}` response envelope.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::EventType;
 use super::artifacts::{Constraints, OrderFile, Profile, ToolPolicy};
-use crate::check::parse_timestamp;
 
 /// `{ "ok": true, "data": …, "error": null }` or
 /// `{ "ok": false, "data": null, "error": { "code", "message" } }`.
@@ -125,86 +123,6 @@ impl CreateRunRequest {
         require("user_id", &self.user_id)?;
         require("objective", &self.objective)
     }
-}
-
-/// `POST /events` and each item of `POST /events/batch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppendEventRequest {
-    /// Idempotency key; the ledger assigns a ULID when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
-    /// Defaults to the append time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts: Option<String>,
-    #[serde(rename = "type")]
-    pub event_type: EventType,
-    #[serde(default)]
-    pub garrison_id: Option<String>,
-    #[serde(default)]
-    pub theater_id: Option<String>,
-    #[serde(default)]
-    pub run_id: Option<String>,
-    #[serde(default)]
-    pub order_id: Option<String>,
-    #[serde(default)]
-    pub unit_id: Option<String>,
-    #[serde(default)]
-    pub payload: Map<String, Value>,
-    /// Compare-and-append: the stream version the writer last saw.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_version: Option<u64>,
-    /// The stream `expected_version` refers to (default: derived from ids).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-}
-
-impl AppendEventRequest {
-    /// `event_id`/`ts` well-formed when given; run events name a run, order
-    /// events a run and an order.
-    pub fn validate(&self) -> Result<(), RequestError> {
-        if let Some(id) = &self.event_id {
-            require("event_id", id)?;
-        }
-        if let Some(ts) = &self.ts
-            && parse_timestamp(ts).is_none()
-        {
-            return Err(RequestError {
-                field: "ts".into(),
-                reason: format!("`{ts}` is not an ISO-8601 UTC timestamp"),
-            });
-        }
-        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
-        let needs_run =
-            self.event_type.run_status().is_some() || self.event_type.order_status().is_some();
-        if needs_run && blank(&self.run_id) {
-            return Err(RequestError {
-                field: "run_id".into(),
-                reason: format!("is required for {}", self.event_type),
-            });
-        }
-        if self.event_type.order_status().is_some() && blank(&self.order_id) {
-            return Err(RequestError {
-                field: "order_id".into(),
-                reason: format!("is required for {}", self.event_type),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// A stored ledger event (the contract's base event fields).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub event_id: String,
-    pub ts: String,
-    #[serde(rename = "type")]
-    pub event_type: EventType,
-    pub garrison_id: Option<String>,
-    pub theater_id: Option<String>,
-    pub run_id: Option<String>,
-    pub order_id: Option<String>,
-    pub unit_id: Option<String>,
-    pub payload: Map<String, Value>,
 }
 
 /// `POST /theaters`.
@@ -354,41 +272,6 @@ mod tests {
             serde_json::from_value(json!({"run_id": "01J", "reply": "text", "artifacts": []}))
                 .unwrap();
         assert_eq!(reply.reply, "text");
-    }
-
-    #[test]
-    fn append_event() {
-        let e: AppendEventRequest = serde_json::from_value(json!({
-            "type": "ORDER_STARTED", "garrison_id": "local", "theater_id": "demo",
-            "run_id": "01J", "order_id": "01K", "unit_id": "assault_abc123", "payload": {"attempt": 1}
-        }))
-        .unwrap();
-        e.validate().unwrap();
-        let typo: AppendEventRequest = serde_json::from_value(json!({
-            "type": "ORDER CLAIMED", "run_id": "r", "order_id": "o", "expected_version": 3, "stream": "order:o"
-        }))
-        .unwrap();
-        assert_eq!(typo.event_type, EventType::OrderClaimed);
-        assert_eq!(
-            serde_json::to_value(&typo).unwrap()["type"],
-            json!("ORDER_CLAIMED")
-        );
-        let mut no_order = e.clone();
-        no_order.order_id = None;
-        assert_eq!(no_order.validate().unwrap_err().field, "order_id");
-        let mut bad_ts = e.clone();
-        bad_ts.ts = Some("now".into());
-        assert_eq!(bad_ts.validate().unwrap_err().field, "ts");
-        let tick: AppendEventRequest =
-            serde_json::from_value(json!({"type": "PATROL_TICK", "garrison_id": "local"})).unwrap();
-        tick.validate().unwrap();
-        let run: AppendEventRequest =
-            serde_json::from_value(json!({"type": "RUN_COMPLETED"})).unwrap();
-        assert_eq!(run.validate().unwrap_err().field, "run_id");
-        assert!(
-            serde_json::from_value::<AppendEventRequest>(json!({"type": "ORDER_EXPLODED"}))
-                .is_err()
-        );
     }
 
     #[test]
