@@ -87,21 +87,7 @@ impl ServerUrl {
             .await?;
         let mut reader = BufReader::new(stream);
         let head = read_head(&mut reader).await?;
-        let body = if head.chunked {
-            let mut body = Vec::new();
-            while let Some(chunk) = read_chunk(&mut reader).await? {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_BODY {
-                    bail!("response too large");
-                }
-            }
-            body
-        } else {
-            let mut body = Vec::new();
-            let limit = head.content_length.unwrap_or(MAX_BODY).min(MAX_BODY) as u64;
-            (&mut reader).take(limit).read_to_end(&mut body).await?;
-            body
-        };
+        let body = read_body(&mut reader, &head).await?;
         let json = serde_json::from_slice(&body).with_context(|| {
             format!(
                 "HTTP {}: response is not JSON: {}",
@@ -110,6 +96,47 @@ impl ServerUrl {
             )
         })?;
         Ok((head.status, json))
+    }
+
+    /// POSTs `body` as is (the caller signs these exact bytes) with the
+    /// given extra headers; any status is returned, not turned into an error.
+    pub async fn post(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
+        let mut stream = TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.authority))?;
+        let _ = stream.set_nodelay(true);
+        let mut target = format!("{}{}", self.base, path_and_query);
+        if target.is_empty() {
+            target.push('/');
+        }
+        let mut head = format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.authority,
+            body.len()
+        );
+        for (name, value) in headers {
+            if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
+                bail!("header `{name}` is not a valid HTTP header");
+            }
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        stream.flush().await?;
+        let mut reader = BufReader::new(stream);
+        let head = read_head(&mut reader).await?;
+        let body = read_body(&mut reader, &head).await?;
+        Ok(Response {
+            status: head.status,
+            status_line: head.status_line,
+            body,
+        })
     }
 
     /// Opens a server-sent-events stream. Non-2xx answers become errors that
@@ -150,10 +177,37 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
+/// A one-shot response, read to its end.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// As received, e.g. `HTTP/1.1 200 OK`.
+    pub status_line: String,
+    pub body: Vec<u8>,
+}
+
 struct Head {
     status: u16,
+    status_line: String,
     chunked: bool,
     content_length: Option<usize>,
+}
+
+/// The body after `head`: chunked, `Content-Length`, or up to the close.
+async fn read_body(reader: &mut BufReader<TcpStream>, head: &Head) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if head.chunked {
+        while let Some(chunk) = read_chunk(reader).await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BODY {
+                bail!("response too large");
+            }
+        }
+    } else {
+        let limit = head.content_length.unwrap_or(MAX_BODY).min(MAX_BODY) as u64;
+        reader.take(limit).read_to_end(&mut body).await?;
+    }
+    Ok(body)
 }
 
 async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
@@ -168,6 +222,7 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
         .ok_or_else(|| anyhow!("not an HTTP response: {}", line.trim()))?;
     let mut head = Head {
         status,
+        status_line: line.trim_end().to_string(),
         chunked: false,
         content_length: None,
     };

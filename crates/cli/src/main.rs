@@ -5,6 +5,7 @@ mod events;
 mod http_client;
 mod ledger;
 mod local;
+mod milestones;
 mod pending;
 mod runs;
 mod serve;
@@ -36,6 +37,7 @@ Examples:
   garrison events tail --follow --server http://127.0.0.1:7878
   garrison runs show 01JH…
   garrison ledger rebuild
+  garrison milestones emit --url http://127.0.0.1:8080/internal/milestones/ingest --file m.json
 
 Run `garrison <command> --help` for each command's details."
 )]
@@ -70,9 +72,9 @@ enum Command {
     /// The Appleseed learning CLI (not yet available)
     #[command(subcommand)]
     Appleseed(pending::AppleseedCmd),
-    /// Signed milestone tools (not yet available)
+    /// Signed milestone delivery to an ingest endpoint
     #[command(subcommand)]
-    Milestones(pending::MilestonesCmd),
+    Milestones(milestones::MilestonesCmd),
     /// Scheduler jobs admin (not yet available)
     Jobs(pending::JobsArgs),
 }
@@ -101,7 +103,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(_) => Ok(pending::unavailable("run", "run")),
         Command::Worker(_) => Ok(pending::unavailable("worker", "worker")),
         Command::Appleseed(_) => Ok(pending::unavailable("appleseed", "appleseed")),
-        Command::Milestones(_) => Ok(pending::unavailable("milestones", "milestones")),
+        Command::Milestones(cmd) => milestones::run(cmd),
         Command::Jobs(_) => Ok(pending::unavailable("jobs", "scheduler")),
     }
 }

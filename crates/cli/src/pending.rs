@@ -75,19 +75,6 @@ pub enum AppleseedCmd {
     Governance(AppleseedArgs),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum MilestonesCmd {
-    /// Emit a signed milestone to an ingest endpoint
-    Emit {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
-        args: Vec<String>,
-    },
-}
-
 #[derive(Debug, Args)]
 pub struct JobsArgs {
     #[arg(

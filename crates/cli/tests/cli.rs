@@ -224,7 +224,7 @@ fn unavailable_commands_fail_loudly() {
             "x.json",
             "--write-report",
         ],
-        vec!["milestones", "emit", "--anything", "goes"],
+        vec!["milestones", "deliveries", "--anything", "goes"],
         vec!["jobs", "list"],
     ] {
         let o = run(&args);

@@ -4,17 +4,21 @@
 //! human reason; `garrison validate` is a thin shell over [`validate`].
 
 pub mod appleseed;
+pub mod canonical;
 mod check;
 pub mod ironclaw;
 pub mod locks;
 pub mod milestone;
 pub mod openclawssy;
 pub mod secrets;
+pub mod signature;
 pub mod task;
 pub mod validate;
 pub mod verdict;
 pub mod workflow;
 
+pub use canonical::{CanonicalError, canonicalize};
 pub use check::{is_run_id, is_task_id, parse_timestamp, semver_major};
+pub use signature::{sign, verify};
 pub use validate::{Kind, UnknownKind, validate};
 pub use verdict::{Code, Verdict, Violation};
