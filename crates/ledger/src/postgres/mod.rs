@@ -1,7 +1,8 @@
 //! The PostgreSQL backend, for deployments where several processes share one ledger.
 //!
-//! Each process has one writer task that group-commits like the SQLite
-//! writer. Every write transaction first takes a transaction-scoped advisory
+//! Each process has one writer that group-commits like the SQLite writer, on
+//! its own thread and connection so that commits never queue behind the
+//! application's tasks. Every write transaction first takes a transaction-scoped advisory
 //! lock, so commits from all nodes are serialised; under that lock the writer
 //! assigns `seq` itself (head + 1), so sequence numbers are gap-free and in
 //! commit order — which lets readers follow the log with `seq > last` and miss
@@ -51,7 +52,7 @@ enum Command {
 pub struct PgLedger {
     pool: PgPool,
     commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     listener: JoinHandle<()>,
     notify: broadcast::Sender<Arc<Record>>,
 }
@@ -77,7 +78,19 @@ impl PgLedger {
         let listener = tokio::spawn(listen_loop(pool.clone(), listen, notify.clone(), start));
 
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(writer_loop(pool.clone(), rx));
+        let writer_url = url.to_string();
+        let writer = std::thread::Builder::new()
+            .name("ledger-pg-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(writer_loop(writer_url, rx)),
+                    Err(e) => tracing::error!(error = %e, "ledger writer runtime failed to start"),
+                }
+            })
+            .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(PgLedger {
             pool,
             commands: Mutex::new(Some(tx)),
@@ -141,7 +154,33 @@ async fn listen_loop(
     }
 }
 
-async fn writer_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>) {
+/// The writer's own connection, opened on first use and again after any
+/// failure (a failed group may have left it mid-transaction).
+struct WriterConn {
+    url: String,
+    conn: Option<PgConnection>,
+}
+
+impl WriterConn {
+    async fn get(&mut self) -> Result<&mut PgConnection> {
+        if self.conn.is_none() {
+            let c = <PgConnection as sqlx::Connection>::connect(&self.url).await?;
+            self.conn = Some(c);
+        }
+        self.conn.as_mut().ok_or(LedgerError::Closed)
+    }
+
+    /// Runs `work`; drops the connection if it failed.
+    fn settle<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+}
+
+async fn writer_loop(url: String, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut conn = WriterConn { url, conn: None };
     let mut pending: Option<Command> = None;
     // Size of the previous group: how many appends the next one should wait for.
     let mut expect = 1usize;
@@ -155,7 +194,11 @@ async fn writer_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>) {
         };
         match first {
             Command::Rebuild { reply } => {
-                let _ = reply.send(rebuild(&pool).await);
+                let result = match conn.get().await {
+                    Ok(c) => rebuild(c).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(conn.settle(result));
             }
             Command::Append { events, reply } => {
                 let mut group = vec![(events, reply)];
@@ -181,7 +224,7 @@ async fn writer_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Command>) {
                     }
                 }
                 expect = group.len();
-                commit_group(&pool, group).await;
+                commit_group(&mut conn, group).await;
             }
         }
     }
@@ -193,11 +236,11 @@ type AppendJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Appended>>>);
 /// take the append lock, prefetch every row the group can touch, check and
 /// project each batch in memory (a rejected batch writes nothing), then insert
 /// all new events and upsert all touched snapshots in bulk.
-async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
+async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
     let now = jiff::Timestamp::now();
     let mut outcomes = Vec::with_capacity(group.len());
     let committed: Result<()> = async {
-        let mut tx = pool.begin().await?;
+        let mut tx = sqlx::Connection::begin(conn.get().await?).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)
             .execute(&mut *tx)
@@ -232,7 +275,7 @@ async fn commit_group(pool: &PgPool, group: Vec<AppendJob>) {
         Ok(())
     }
     .await;
-    match committed {
+    match conn.settle(committed) {
         Ok(()) => {
             for (reply, result) in outcomes {
                 let _ = reply.send(result);
@@ -288,10 +331,10 @@ impl Lookup for Prefetched {
     }
 }
 
-async fn rebuild(pool: &PgPool) -> Result<RebuildStats> {
+async fn rebuild(conn: &mut PgConnection) -> Result<RebuildStats> {
     use futures_util::TryStreamExt;
 
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(APPEND_LOCK)
         .execute(&mut *tx)
@@ -387,8 +430,10 @@ impl Ledger for PgLedger {
         );
         let handle = self.writer.lock().map_err(|_| LedgerError::Closed)?.take();
         if let Some(h) = handle {
-            h.await
-                .map_err(|e| LedgerError::Storage(format!("writer task failed: {e}")))?;
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| LedgerError::Storage(format!("writer join failed: {e}")))?
+                .map_err(|_| LedgerError::Storage("the writer thread panicked".into()))?;
         }
         self.listener.abort();
         self.pool.close().await;

@@ -144,9 +144,14 @@ pub(super) async fn stream_versions(
     c: &mut PgConnection,
     streams: &[String],
 ) -> Result<HashMap<String, i64>> {
+    // One index probe per stream (a generic plan for `stream = ANY($1)` may
+    // choose to scan the whole table).
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT stream, MAX(stream_version)::BIGINT FROM events
-         WHERE stream = ANY($1) GROUP BY stream",
+        "SELECT s.stream, v.version FROM UNNEST($1::TEXT[]) AS s(stream)
+         CROSS JOIN LATERAL (
+             SELECT stream_version AS version FROM events e
+             WHERE e.stream = s.stream ORDER BY stream_version DESC LIMIT 1
+         ) v",
     )
     .bind(streams)
     .fetch_all(&mut *c)
