@@ -91,6 +91,9 @@ pub struct Query {
     pub event_type: Option<EventType>,
     /// Only events with `seq > after_seq`.
     pub after_seq: Option<i64>,
-    /// At most this many events (oldest first). Unbounded when `None`.
+    /// At most this many events. Unbounded when `None`.
     pub limit: Option<i64>,
+    /// Newest first instead of oldest first (with `limit`: the latest events).
+    #[serde(default)]
+    pub newest_first: bool,
 }

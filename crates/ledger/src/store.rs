@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::error::Result;
@@ -56,6 +57,14 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// All orders of a run, oldest first.
     async fn run_orders(&self, run_id: &str) -> Result<Vec<OrderSnapshot>>;
+
+    /// Records a rejected input in the bounded mailbox `mailbox`, keeping its
+    /// newest `keep` entries. Mailboxes live beside the event log, never in
+    /// it: what they hold was refused.
+    async fn push_dead_letter(&self, mailbox: &str, entry: Value, keep: usize) -> Result<()>;
+
+    /// Up to `limit` entries of `mailbox`, newest first.
+    async fn dead_letters(&self, mailbox: &str, limit: usize) -> Result<Vec<Value>>;
 
     /// Recomputes every projection from the events alone.
     async fn rebuild(&self) -> Result<RebuildStats>;

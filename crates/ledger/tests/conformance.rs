@@ -26,6 +26,8 @@ conformance!(
     subscribers_see_every_commit_in_order,
     events_and_snapshots_survive_reopen,
     close_flushes_acknowledged_appends,
+    newest_first_reads_the_latest,
+    dead_letters_are_bounded_newest_first_and_durable,
 );
 
 fn run_created(run: &str) -> NewEvent {
@@ -573,4 +575,59 @@ async fn sqlite_lock_is_exclusive_until_close() {
     let second = garrison_ledger::sqlite::SqliteLedger::open(path).unwrap();
     second.close().await.unwrap();
     drop(first);
+}
+
+async fn newest_first_reads_the_latest(b: &Backend) {
+    let l = b.open().await;
+    for i in 0..5 {
+        l.append(NewEvent::new(EventType::PatrolTick).payload(json!({ "i": i })))
+            .await
+            .unwrap();
+    }
+    l.append(run_created("r")).await.unwrap();
+    let latest = l
+        .read(&Query {
+            event_type: Some(EventType::PatrolTick),
+            newest_first: true,
+            limit: Some(2),
+            ..Query::default()
+        })
+        .await
+        .unwrap();
+    let is: Vec<_> = latest.iter().map(|r| r.payload["i"].clone()).collect();
+    assert_eq!(is, vec![json!(4), json!(3)]);
+    l.close().await.unwrap();
+}
+
+async fn dead_letters_are_bounded_newest_first_and_durable(b: &Backend) {
+    let l = b.open().await;
+    let head = l.head().await.unwrap();
+    for i in 0..7 {
+        l.push_dead_letter("inbox", json!({ "n": i }), 5)
+            .await
+            .unwrap();
+    }
+    l.push_dead_letter("other", json!({ "n": 99 }), 5)
+        .await
+        .unwrap();
+    let held = l.dead_letters("inbox", 100).await.unwrap();
+    assert_eq!(
+        held,
+        (2..7).rev().map(|i| json!({ "n": i })).collect::<Vec<_>>()
+    );
+    assert_eq!(l.dead_letters("inbox", 2).await.unwrap().len(), 2);
+    assert_eq!(
+        l.head().await.unwrap(),
+        head,
+        "dead letters never enter the event log"
+    );
+    l.close().await.unwrap();
+    drop(l);
+    let l = b.open().await;
+    assert_eq!(l.dead_letters("inbox", 100).await.unwrap().len(), 5);
+    assert_eq!(
+        l.dead_letters("other", 100).await.unwrap(),
+        vec![json!({ "n": 99 })]
+    );
+    l.close().await.unwrap();
 }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -409,6 +410,18 @@ impl Ledger for PgLedger {
 
     async fn run_orders(&self, run_id: &str) -> Result<Vec<OrderSnapshot>> {
         rows::run_orders(&mut *self.conn().await?, run_id).await
+    }
+
+    async fn push_dead_letter(&self, mailbox: &str, entry: Value, keep: usize) -> Result<()> {
+        rows::push_dead_letter(&mut *self.conn().await?, mailbox, &entry.to_string(), keep).await
+    }
+
+    async fn dead_letters(&self, mailbox: &str, limit: usize) -> Result<Vec<Value>> {
+        let raw = rows::dead_letters(&mut *self.conn().await?, mailbox, limit).await?;
+        Ok(raw
+            .iter()
+            .map(|e| serde_json::from_str(e))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn rebuild(&self) -> Result<RebuildStats> {

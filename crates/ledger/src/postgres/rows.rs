@@ -61,23 +61,32 @@ pub(super) async fn head(c: &mut PgConnection) -> Result<i64> {
     )
 }
 
+/// Only the filters a query sets appear in its SQL: a generic plan for
+/// `($2 IS NULL OR run_id = $2)` would not use the indexes.
 pub(super) async fn read(c: &mut PgConnection, q: &Query) -> Result<Vec<Record>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {RECORD_COLUMNS} FROM events
-         WHERE seq > $1
-           AND ($2::TEXT IS NULL OR run_id = $2)
-           AND ($3::TEXT IS NULL OR order_id = $3)
-           AND ($4::TEXT IS NULL OR type = $4)
-         ORDER BY seq
-         LIMIT $5"
-    ))
-    .bind(q.after_seq.unwrap_or(0))
-    .bind(q.run_id.as_deref())
-    .bind(q.order_id.as_deref())
-    .bind(q.event_type.map(|t| t.as_str()))
-    .bind(q.limit)
-    .fetch_all(&mut *c)
-    .await?;
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM events WHERE seq > $1");
+    let mut binds: Vec<&str> = Vec::new();
+    for (column, value) in [
+        ("run_id", q.run_id.as_deref()),
+        ("order_id", q.order_id.as_deref()),
+        ("type", q.event_type.map(|t| t.as_str())),
+    ] {
+        if let Some(v) = value {
+            binds.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", binds.len() + 1));
+        }
+    }
+    sql.push_str(if q.newest_first {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    });
+    sql.push_str(&format!(" LIMIT ${}", binds.len() + 2));
+    let mut query = sqlx::query(&sql).bind(q.after_seq.unwrap_or(0));
+    for v in binds {
+        query = query.bind(v);
+    }
+    let rows = query.bind(q.limit).fetch_all(&mut *c).await?;
     rows.iter().map(record).collect()
 }
 
@@ -271,4 +280,44 @@ pub(super) async fn insert_events(c: &mut PgConnection, records: &[Record]) -> R
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+pub(super) async fn push_dead_letter(
+    c: &mut PgConnection,
+    mailbox: &str,
+    entry: &str,
+    keep: usize,
+) -> Result<()> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let mut tx = sqlx::Connection::begin(&mut *c).await?;
+    sqlx::query("INSERT INTO dead_letters (mailbox, entry) VALUES ($1, $2)")
+        .bind(mailbox)
+        .bind(entry)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "DELETE FROM dead_letters WHERE mailbox = $1 AND id NOT IN
+             (SELECT id FROM dead_letters WHERE mailbox = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(mailbox)
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn dead_letters(
+    c: &mut PgConnection,
+    mailbox: &str,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(sqlx::query_scalar(
+        "SELECT entry FROM dead_letters WHERE mailbox = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(mailbox)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?)
 }

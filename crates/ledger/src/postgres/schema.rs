@@ -6,9 +6,10 @@ use sqlx::PgPool;
 /// Advisory lock key for migrations ("garrison" in ASCII, truncated to i64).
 const MIGRATE_LOCK: i64 = 0x6761_7272_6973_6f6e;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE events (
     seq            BIGINT PRIMARY KEY,
     event_id       TEXT   NOT NULL UNIQUE,
@@ -38,7 +39,21 @@ CREATE TABLE order_snapshots (
 );
 CREATE INDEX order_snapshots_by_run ON order_snapshots (run_id);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Bounded mailboxes of rejected input (e.g. milestone ingest). Deliberately
+-- outside the event log: rejections come from unauthenticated callers.
+CREATE TABLE dead_letters (
+    id      BIGSERIAL PRIMARY KEY,
+    mailbox TEXT NOT NULL,
+    entry   TEXT NOT NULL
+);
+CREATE INDEX dead_letters_by_mailbox ON dead_letters (mailbox, id);
+"#,
+    ),
+];
 
 pub(super) async fn migrate(pool: &PgPool) -> sqlx::Result<()> {
     let mut conn = pool.acquire().await?;

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use std::sync::mpsc;
 
+use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::{LedgerError, Result};
@@ -191,6 +192,28 @@ impl Ledger for SqliteLedger {
     async fn run_orders(&self, run_id: &str) -> Result<Vec<OrderSnapshot>> {
         let id = run_id.to_string();
         self.read_with(move |c| rows::run_orders(c, &id)).await
+    }
+
+    async fn push_dead_letter(&self, mailbox: &str, entry: Value, keep: usize) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::DeadLetter {
+            mailbox: mailbox.to_string(),
+            entry: entry.to_string(),
+            keep,
+            reply,
+        })?;
+        rx.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    async fn dead_letters(&self, mailbox: &str, limit: usize) -> Result<Vec<Value>> {
+        let mailbox = mailbox.to_string();
+        let raw = self
+            .read_with(move |c| rows::dead_letters(c, &mailbox, limit))
+            .await?;
+        Ok(raw
+            .iter()
+            .map(|e| serde_json::from_str(e))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn rebuild(&self) -> Result<RebuildStats> {

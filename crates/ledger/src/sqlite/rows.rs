@@ -75,7 +75,11 @@ pub(super) fn read(conn: &Connection, q: &Query) -> Result<Vec<Record>> {
     if type_name.is_some() {
         sql.push_str(" AND type = ?4");
     }
-    sql.push_str(" ORDER BY seq LIMIT ?5");
+    sql.push_str(if q.newest_first {
+        " ORDER BY seq DESC LIMIT ?5"
+    } else {
+        " ORDER BY seq LIMIT ?5"
+    });
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![
@@ -164,4 +168,30 @@ pub(super) fn insert_event(conn: &Connection, rec: &Record) -> Result<()> {
         rec.seq
     ])?;
     Ok(())
+}
+
+pub(super) fn push_dead_letter(
+    conn: &Connection,
+    mailbox: &str,
+    entry: &str,
+    keep: usize,
+) -> Result<()> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    conn.prepare_cached("INSERT INTO dead_letters (mailbox, entry) VALUES (?1, ?2)")?
+        .execute(params![mailbox, entry])?;
+    conn.prepare_cached(
+        "DELETE FROM dead_letters WHERE mailbox = ?1 AND id NOT IN
+             (SELECT id FROM dead_letters WHERE mailbox = ?1 ORDER BY id DESC LIMIT ?2)",
+    )?
+    .execute(params![mailbox, keep])?;
+    Ok(())
+}
+
+pub(super) fn dead_letters(conn: &Connection, mailbox: &str, limit: usize) -> Result<Vec<String>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry FROM dead_letters WHERE mailbox = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![mailbox, limit], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

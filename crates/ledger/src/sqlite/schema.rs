@@ -1,8 +1,9 @@
 //! SQLite migrations, applied in order inside one transaction each.
 
-pub(super) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE events (
     seq            INTEGER PRIMARY KEY,
     event_id       TEXT    NOT NULL UNIQUE,
@@ -33,7 +34,21 @@ CREATE TABLE order_snapshots (
     data     TEXT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Bounded mailboxes of rejected input (e.g. milestone ingest). Deliberately
+-- outside the event log: rejections come from unauthenticated callers.
+CREATE TABLE dead_letters (
+    id      INTEGER PRIMARY KEY,
+    mailbox TEXT NOT NULL,
+    entry   TEXT NOT NULL
+);
+CREATE INDEX dead_letters_by_mailbox ON dead_letters (mailbox, id);
+"#,
+    ),
+];
 
 pub(super) fn migrate(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(

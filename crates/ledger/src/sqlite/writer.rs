@@ -27,6 +27,12 @@ pub(super) enum Command {
     Rebuild {
         reply: oneshot::Sender<Result<RebuildStats>>,
     },
+    DeadLetter {
+        mailbox: String,
+        entry: String,
+        keep: usize,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 type AppendJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Appended>>>);
@@ -59,6 +65,14 @@ pub(super) fn run(
             Command::Rebuild { reply } => {
                 cache.clear();
                 let _ = reply.send(rebuild(&mut conn));
+            }
+            Command::DeadLetter {
+                mailbox,
+                entry,
+                keep,
+                reply,
+            } => {
+                let _ = reply.send(push_dead_letter(&mut conn, &mailbox, &entry, keep));
             }
             Command::Append { events, reply } => {
                 let mut group: Vec<AppendJob> = vec![(events, reply)];
@@ -182,6 +196,13 @@ impl Lookup for TxLookup<'_> {
     fn order(&mut self, order_id: &str) -> Result<Option<OrderSnapshot>> {
         rows::order_snapshot(self.0, order_id)
     }
+}
+
+fn push_dead_letter(conn: &mut Connection, mailbox: &str, entry: &str, keep: usize) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    rows::push_dead_letter(&tx, mailbox, entry, keep)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn rebuild(conn: &mut Connection) -> Result<RebuildStats> {
