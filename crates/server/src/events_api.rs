@@ -81,6 +81,7 @@ async fn list(
         event_type: f.event_type()?,
         after_seq: Some(after),
         limit: Some(limit),
+        newest_first: false,
     };
     let events = state.ledger.read(&q).await?;
     let next_after = events.last().map_or(after, |r| r.seq);
