@@ -185,6 +185,7 @@ async fn tail_ledger(ledger: Arc<dyn Ledger>, args: &TailArgs) -> Result<()> {
             event_type: args.event_type,
             after_seq: Some(after),
             limit: Some(page),
+            newest_first: false,
         };
         let records = ledger.read(&q).await?;
         let Some(last) = records.last() else {
