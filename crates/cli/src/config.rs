@@ -38,6 +38,17 @@ struct FileConfig {
     database_url: Option<String>,
     body_limit: Option<usize>,
     services: Option<String>,
+    #[serde(default)]
+    milestones: MilestonesConfig,
+}
+
+/// `[milestones]`: the ingest's bounds. The secret is never here.
+#[derive(Debug, Default, Deserialize)]
+struct MilestonesConfig {
+    timestamp_tolerance_secs: Option<u64>,
+    max_body_bytes: Option<usize>,
+    feed_limit: Option<usize>,
+    dead_letter_limit: Option<usize>,
 }
 
 /// Resolved settings.
@@ -51,6 +62,8 @@ pub struct Settings {
     pub services: Option<String>,
     /// `GARRISON_API_TOKEN`, when set.
     pub api_token: Option<String>,
+    /// Milestone ingest bounds, and `GARRISON_MILESTONE_SECRET` when set.
+    pub milestones: garrison_server::MilestoneSettings,
 }
 
 impl Settings {
@@ -71,6 +84,12 @@ impl Settings {
             if toml.find_value("api_token").is_ok() {
                 bail!(
                     "{}: secrets never live in the config file; set GARRISON_API_TOKEN instead of `api_token`",
+                    path.display()
+                );
+            }
+            if toml.find_value("milestones.secret").is_ok() {
+                bail!(
+                    "{}: secrets never live in the config file; set GARRISON_MILESTONE_SECRET instead of `milestones.secret`",
                     path.display()
                 );
             }
@@ -101,6 +120,7 @@ impl Settings {
         if body_limit == 0 {
             bail!("body_limit must be at least 1 byte");
         }
+        let milestones = milestone_settings(fc.milestones)?;
         Ok(Settings {
             data_dir,
             database_url,
@@ -108,6 +128,7 @@ impl Settings {
             body_limit,
             services: fc.services,
             api_token: std::env::var("GARRISON_API_TOKEN").ok(),
+            milestones,
         })
     }
 
@@ -125,6 +146,26 @@ impl Settings {
         Ok(garrison_server::auth::read_stored_token(&self.data_dir)?
             .map(|t| t.expose().to_string()))
     }
+}
+
+fn milestone_settings(c: MilestonesConfig) -> Result<garrison_server::MilestoneSettings> {
+    let d = garrison_server::MilestoneSettings::default();
+    let s = garrison_server::MilestoneSettings {
+        secret: std::env::var("GARRISON_MILESTONE_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(String::into_bytes),
+        tolerance: c
+            .timestamp_tolerance_secs
+            .map_or(d.tolerance, std::time::Duration::from_secs),
+        max_body: c.max_body_bytes.unwrap_or(d.max_body),
+        feed_limit: c.feed_limit.unwrap_or(d.feed_limit),
+        dead_letter_limit: c.dead_letter_limit.unwrap_or(d.dead_letter_limit),
+    };
+    if s.max_body == 0 || s.feed_limit == 0 || s.dead_letter_limit == 0 {
+        bail!("[milestones] max_body_bytes, feed_limit and dead_letter_limit must be at least 1");
+    }
+    Ok(s)
 }
 
 /// `--data-dir`, else `$GARRISON_HOME`, else `./.garrison`.

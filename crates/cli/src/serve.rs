@@ -21,7 +21,7 @@ const SERVICES: &[(&str, bool)] = &[
     ("duty", false),
     ("sentinel", false),
     ("learning", false),
-    ("milestones", false),
+    ("milestones", true),
     ("scheduler", false),
     ("v1", false),
 ];
@@ -88,7 +88,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if !missing.is_empty() {
         for s in missing {
             eprintln!(
-                "garrison: service `{s}` is not yet available in this build (available: ledger, all)"
+                "garrison: service `{s}` is not yet available in this build (available: ledger, milestones, all)"
             );
         }
         return Ok(ExitCode::from(2));
@@ -99,6 +99,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     config.database_url = settings.database_url;
     config.token = settings.api_token;
     config.body_limit = settings.body_limit;
+    config.milestones = settings.milestones;
     let runtime = crate::runtime()?;
     runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
     Ok(ExitCode::SUCCESS)

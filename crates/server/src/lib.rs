@@ -9,6 +9,7 @@ pub mod auth;
 pub mod events_api;
 pub mod ironclaw;
 pub mod ledger_routes;
+pub mod milestones;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
+pub use milestones::MilestoneSettings;
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -36,6 +38,7 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub ledger: Arc<dyn Ledger>,
     pub token: ApiToken,
+    pub milestones: Arc<MilestoneSettings>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -47,8 +50,15 @@ impl AppState {
         AppState {
             ledger,
             token,
+            milestones: Arc::new(MilestoneSettings::default()),
             shutdown: None,
         }
+    }
+
+    /// The same state with these milestone settings.
+    pub fn with_milestones(mut self, settings: MilestoneSettings) -> Self {
+        self.milestones = Arc::new(settings);
+        self
     }
 
     /// Resolves once the server starts shutting down.
@@ -69,11 +79,17 @@ impl AppState {
 /// The full router: every surface, auth, body limit, envelopes for errors
 /// that axum or tower produce themselves, and request tracing.
 pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
+    let limited = Router::new()
         .merge(ledger_routes::routes())
         .merge(events_api::routes())
+        .merge(milestones::read_routes())
         .fallback(ironclaw::not_found)
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit));
+    // The milestone ingest enforces its own (smaller) limit so an oversized
+    // body is answered in the milestone shape and recorded in the dead letter.
+    Router::new()
+        .merge(limited)
+        .merge(milestones::ingest_routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -95,6 +111,7 @@ pub struct ServeConfig {
     /// server uses `<data_dir>/api-token`, generating it on first start.
     pub token: Option<String>,
     pub body_limit: usize,
+    pub milestones: MilestoneSettings,
     /// How long shutdown waits for in-flight requests before dropping them.
     pub drain_timeout: Duration,
 }
@@ -107,6 +124,7 @@ impl ServeConfig {
             database_url: None,
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            milestones: MilestoneSettings::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
@@ -187,6 +205,7 @@ async fn run(
     let state = AppState {
         ledger,
         token,
+        milestones: Arc::new(config.milestones.clone()),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);

@@ -73,8 +73,9 @@ async fn auth_is_required_except_on_health() {
     assert_eq!(hz.status, 200);
     assert_eq!(hz.json(), json!({"ok": true}));
 
-    // Milestone ingest is public (HMAC-signed); not built yet, so the fallback answers.
-    request(
+    // Milestone ingest is public (HMAC-signed): no bearer check; without a
+    // configured secret it answers 500 in the milestone shape.
+    let r = request(
         s.addr,
         "POST",
         "/internal/milestones/ingest",
@@ -82,8 +83,9 @@ async fn auth_is_required_except_on_health() {
         Some(b"{}"),
     )
     .await
-    .unwrap()
-    .assert_error(404, "NOT_FOUND");
+    .unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["status"], "rejected");
     s.stop().await;
 }
 

@@ -9,7 +9,8 @@ use crate::task::TaskStatus;
 macro_rules! event_types {
     ($($variant:ident => $name:literal),+ $(,)?) => {
         /// Every event type the IronClaw contract lists, plus `POLICY_UPDATED`
-        /// (the learning service's optional type).
+        /// (the learning service's optional type) and Garrison's own types
+        /// (after it in the list).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventType { $($variant),+ }
 
@@ -74,6 +75,8 @@ event_types! {
     ServiceDegraded => "SERVICE_DEGRADED",
     ServiceRecovered => "SERVICE_RECOVERED",
     PolicyUpdated => "POLICY_UPDATED",
+    // Garrison's own: a signed milestone accepted by the ingest endpoint.
+    MilestoneReceived => "MILESTONE_RECEIVED",
 }
 
 /// An event type name that is not in the contract.
@@ -231,7 +234,7 @@ mod tests {
         assert_eq!("ORDER CLAIMED".parse(), Ok(EventType::OrderClaimed));
         assert_eq!("WORKTREE_Removed".parse(), Ok(EventType::WorktreeRemoved));
         assert!("ORDER_EXPLODED".parse::<EventType>().is_err());
-        assert_eq!(EventType::ALL.len(), 34);
+        assert_eq!(EventType::ALL.len(), 35);
     }
 
     #[test]
