@@ -2,10 +2,16 @@
 //! the same process so the figure that matters is a ratio. One JSON object per
 //! line on stdout; progress on stderr.
 
+mod http;
+mod ingest;
 mod ledger;
 mod stats;
 
 use clap::{Parser, Subcommand};
+
+/// The same allocator as the `garrison` binary, so scenarios measure what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +29,8 @@ enum Scenario {
     Ledger(ledger::AppendArgs),
     /// Projection rebuild rate, beside a raw scan-and-parse of the same log.
     Rebuild(ledger::RebuildArgs),
+    /// Signed milestone ingest over HTTP, beside a trivial axum endpoint.
+    Ingest(ingest::IngestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         match cli.scenario {
             Scenario::Ledger(args) => ledger::appends(args).await,
             Scenario::Rebuild(args) => ledger::rebuild(args).await,
+            Scenario::Ingest(args) => ingest::run(args).await,
         }
     })
 }

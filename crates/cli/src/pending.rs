@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -37,42 +37,6 @@ pub struct WorkerArgs {
     /// Server to claim jobs from (http://HOST:PORT)
     #[arg(long, value_name = "URL")]
     pub server: String,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Format {
-    Json,
-    Markdown,
-}
-
-#[derive(Debug, Args)]
-pub struct AppleseedArgs {
-    /// Appleseed state directory [default: <data-dir>/appleseed]
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Input file
-    #[arg(long, value_name = "F")]
-    pub file: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<Format>,
-    /// Also write the report under the state dir's reports/
-    #[arg(long)]
-    pub write_report: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AppleseedCmd {
-    /// Validate and store runtime event envelopes
-    Ingest(AppleseedArgs),
-    /// Import an OpenClaw operator handoff bundle
-    OpenclawImport(AppleseedArgs),
-    /// Summarise the current Appleseed state
-    Inspect(AppleseedArgs),
-    /// Build a report from runtime events
-    Report(AppleseedArgs),
-    /// Governance review of the projected feedback
-    Governance(AppleseedArgs),
 }
 
 #[derive(Debug, Args)]

@@ -216,14 +216,8 @@ fn unavailable_commands_fail_loudly() {
         vec!["demo", "--exit"],
         vec!["run", "build a thing", "--repo", ".", "--profile", "p"],
         vec!["worker", "--server", "http://127.0.0.1:1"],
-        vec!["appleseed", "inspect", "--format", "json"],
-        vec![
-            "appleseed",
-            "openclaw-import",
-            "--file",
-            "x.json",
-            "--write-report",
-        ],
+        vec!["appleseed", "governance", "--format", "json"],
+        vec!["appleseed", "governance", "--write-report"],
         vec!["milestones", "deliveries", "--anything", "goes"],
         vec!["jobs", "list"],
     ] {

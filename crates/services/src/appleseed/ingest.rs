@@ -1,0 +1,305 @@
+//! `ingest`: validate a whole payload, then store new envelopes and project
+//! their feedback. Duplicates (by `envelope_id` or `event_id`) are skipped.
+
+use std::collections::HashMap;
+
+use garrison_contracts::appleseed::{RuntimeEventEnvelope, RuntimePayload};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::projection::{ProjectedFeedbackRecord, feedback_id, project};
+use super::{Appleseed, Error};
+
+/// Key order of a stored envelope and event, as in the contract's example.
+const ENVELOPE_KEYS: &[&str] = &[
+    "contract_name",
+    "contract_version",
+    "envelope_id",
+    "recorded_at",
+    "source",
+    "metadata",
+    "event",
+];
+const EVENT_KEYS: &[&str] = &[
+    "schema_version",
+    "event_id",
+    "event_kind",
+    "occurred_at",
+    "session_id",
+    "task",
+];
+
+/// An input envelope that was already stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub envelope_id: String,
+    pub event_id: String,
+    /// `duplicate envelope_id` or `duplicate event_id`.
+    pub reason: String,
+}
+
+/// What one ingest did.
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    /// Envelopes appended by this call.
+    pub stored: Vec<Value>,
+    pub skipped: Vec<Skipped>,
+    /// Projected records appended by this call.
+    pub projected: Vec<ProjectedFeedbackRecord>,
+    /// The stored form of every input envelope (new or earlier), input order.
+    pub envelopes: Vec<Value>,
+    /// The projections of `envelopes` (new or earlier).
+    pub projections: Vec<ProjectedFeedbackRecord>,
+    /// Torn-line notices from reading the ledgers.
+    pub warnings: Vec<String>,
+}
+
+fn absent(m: &Map<String, Value>, key: &str) -> bool {
+    m.get(key).is_none_or(Value::is_null)
+}
+
+/// Puts generated `fill` values into `m`, keeping its own keys in their order
+/// and each generated key at its place in `order`.
+fn complete(
+    m: &Map<String, Value>,
+    order: &[&str],
+    fill: Vec<(&str, Value)>,
+) -> Map<String, Value> {
+    let rank = |k: &str| order.iter().position(|o| *o == k).unwrap_or(order.len());
+    let mut pending: Vec<(&str, Value)> = fill.into_iter().filter(|(k, _)| absent(m, k)).collect();
+    let mut out = Map::new();
+    for (k, v) in m {
+        while let Some(pos) = pending.iter().position(|(pk, _)| rank(pk) < rank(k)) {
+            let (pk, pv) = pending.remove(pos);
+            out.insert(pk.to_string(), pv);
+        }
+        if v.is_null()
+            && let Some(pos) = pending.iter().position(|(pk, _)| pk == k)
+        {
+            let (pk, pv) = pending.remove(pos);
+            out.insert(pk.to_string(), pv);
+            continue;
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    for (pk, pv) in pending {
+        out.insert(pk.to_string(), pv);
+    }
+    out
+}
+
+impl Appleseed {
+    /// Fills what the runtime may omit: `envelope_id`, `recorded_at`,
+    /// `event_id`, `occurred_at`.
+    fn complete_envelope(&self, env: &Map<String, Value>) -> Value {
+        let mut out = complete(
+            env,
+            ENVELOPE_KEYS,
+            vec![
+                ("envelope_id", Value::String(self.clock.fresh_id())),
+                ("recorded_at", Value::String(self.clock.now_string())),
+            ],
+        );
+        if let Some(Value::Object(ev)) = env.get("event") {
+            let ev = complete(
+                ev,
+                EVENT_KEYS,
+                vec![
+                    ("event_id", Value::String(self.clock.fresh_id())),
+                    ("occurred_at", Value::String(self.clock.now_string())),
+                ],
+            );
+            out.insert("event".into(), Value::Object(ev));
+        }
+        Value::Object(out)
+    }
+
+    /// Validates the whole payload (envelope, list or batch) and returns the
+    /// envelopes to store, one per event. Writes nothing.
+    pub fn prepare_payload(&self, payload: &Value) -> Result<Vec<Value>, Error> {
+        RuntimePayload::from_value(payload)?;
+        let out = match payload {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|m| self.complete_envelope(m))
+                .collect(),
+            Value::Object(m) if m.contains_key("events") => {
+                let header: Map<String, Value> =
+                    ["contract_name", "contract_version", "source", "metadata"]
+                        .iter()
+                        .filter_map(|k| {
+                            m.get(*k)
+                                .filter(|v| !v.is_null())
+                                .map(|v| (k.to_string(), v.clone()))
+                        })
+                        .collect();
+                m.get("events")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|ev| {
+                        let mut env = header.clone();
+                        env.insert("event".into(), ev.clone());
+                        self.complete_envelope(&env)
+                    })
+                    .collect()
+            }
+            Value::Object(m) => vec![self.complete_envelope(m)],
+            _ => Vec::new(),
+        };
+        Ok(out)
+    }
+
+    /// `garrison appleseed ingest`: validate, then store and project.
+    pub fn ingest(&self, payload: &Value) -> Result<IngestOutcome, Error> {
+        let envelopes = self.prepare_payload(payload)?;
+        self.ingest_prepared(envelopes, &[])
+    }
+
+    /// Stores envelopes that already passed validation and carry their ids.
+    /// `preset` are projections to keep as they are (bundle replay) instead of
+    /// projecting afresh.
+    pub(crate) fn ingest_prepared(
+        &self,
+        envelopes: Vec<Value>,
+        preset: &[ProjectedFeedbackRecord],
+    ) -> Result<IngestOutcome, Error> {
+        // Parse first: nothing below may fail on input after a write.
+        let typed = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| RuntimeEventEnvelope::from_value(v, &format!("[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let _lock = self.store.lock()?;
+        let env_path = self.store.envelopes_path();
+        let proj_path = self.store.projected_path();
+        let stored = self.store.read_lines(&env_path)?;
+        let projected = self.store.read_lines(&proj_path)?;
+        let mut out = IngestOutcome {
+            warnings: [stored.warnings, projected.warnings].concat(),
+            ..IngestOutcome::default()
+        };
+
+        let mut all: Vec<Value> = stored.records;
+        let mut by_envelope: HashMap<String, usize> = HashMap::new();
+        let mut by_event: HashMap<String, usize> = HashMap::new();
+        for (i, v) in all.iter().enumerate() {
+            if let Some(id) = v.get("envelope_id").and_then(Value::as_str) {
+                by_envelope.entry(id.to_string()).or_insert(i);
+            }
+            if let Some(id) = v.pointer("/event/event_id").and_then(Value::as_str) {
+                by_event.entry(id.to_string()).or_insert(i);
+            }
+        }
+        let mut records: HashMap<String, ProjectedFeedbackRecord> = HashMap::new();
+        for v in projected.records {
+            if let Ok(r) = serde_json::from_value::<ProjectedFeedbackRecord>(v) {
+                records.entry(r.feedback_id.clone()).or_insert(r);
+            }
+        }
+
+        let now = self.clock.now_string();
+        for (raw, env) in envelopes.into_iter().zip(typed) {
+            let envelope_id = env.envelope_id.clone().unwrap_or_default();
+            let event_id = env.event.event_id.clone().unwrap_or_default();
+            let earlier = match (by_envelope.get(&envelope_id), by_event.get(&event_id)) {
+                (Some(&i), _) => Some((i, "duplicate envelope_id")),
+                (None, Some(&i)) => Some((i, "duplicate event_id")),
+                (None, None) => None,
+            };
+            let (kept, kept_typed) = match earlier {
+                Some((i, reason)) => {
+                    out.skipped.push(Skipped {
+                        envelope_id: envelope_id.clone(),
+                        event_id: event_id.clone(),
+                        reason: reason.into(),
+                    });
+                    let v = all.get(i).cloned().unwrap_or(Value::Null);
+                    let t = RuntimeEventEnvelope::from_value(&v, "stored").unwrap_or(env);
+                    (v, t)
+                }
+                None => {
+                    by_envelope.insert(envelope_id.clone(), all.len());
+                    by_event.insert(event_id.clone(), all.len());
+                    all.push(raw.clone());
+                    out.stored.push(raw.clone());
+                    (raw, env)
+                }
+            };
+            // Also heals a feedback envelope whose projection a crash lost.
+            if let (Some(eid), Some(evid)) = (&kept_typed.envelope_id, &kept_typed.event.event_id) {
+                let fid = feedback_id(eid, evid);
+                if let Some(r) = records.get(&fid) {
+                    if !out.projections.iter().any(|p| p.feedback_id == fid) {
+                        out.projections.push(r.clone());
+                    }
+                } else {
+                    let fresh = preset
+                        .iter()
+                        .find(|p| p.feedback_id == fid)
+                        .cloned()
+                        .or_else(|| project(&kept_typed, &now));
+                    if let Some(r) = fresh {
+                        records.insert(fid, r.clone());
+                        out.projected.push(r.clone());
+                        out.projections.push(r);
+                    }
+                }
+            }
+            out.envelopes.push(kept);
+        }
+
+        // Raw evidence first, then its projection.
+        self.store.append(&env_path, &out.stored)?;
+        let lines: Vec<Value> = out
+            .projected
+            .iter()
+            .map(ProjectedFeedbackRecord::to_value)
+            .collect();
+        self.store.append(&proj_path, &lines)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn generated_keys_take_their_canonical_place() {
+        let m =
+            json!({"contract_name": "c", "contract_version": "1.0", "source": "s", "event": {}});
+        let out = complete(
+            m.as_object().unwrap(),
+            ENVELOPE_KEYS,
+            vec![("envelope_id", json!("E")), ("recorded_at", json!("T"))],
+        );
+        let keys: Vec<&String> = out.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "contract_name",
+                "contract_version",
+                "envelope_id",
+                "recorded_at",
+                "source",
+                "event"
+            ]
+        );
+        // Present values are never replaced; explicit nulls are.
+        let m = json!({"envelope_id": "mine", "recorded_at": null});
+        let out = complete(
+            m.as_object().unwrap(),
+            ENVELOPE_KEYS,
+            vec![("envelope_id", json!("E")), ("recorded_at", json!("T"))],
+        );
+        assert_eq!(
+            Value::Object(out),
+            json!({"envelope_id": "mine", "recorded_at": "T"})
+        );
+    }
+}

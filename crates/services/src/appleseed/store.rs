@@ -1,0 +1,263 @@
+//! The state dir's files: JSONL ledgers with crash-safe appends, and report
+//! files written atomically.
+//!
+//! An append writes all of its lines in one buffer, then fsyncs, so a crash
+//! can only leave a torn *last* line. Reading skips such a fragment with a
+//! warning; the next append cuts it off first so no record is glued onto it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use super::Error;
+
+pub const EVENTS_FILE: &str = "events.jsonl";
+pub const ENVELOPES_FILE: &str = "runtime_event_envelopes.jsonl";
+pub const PROJECTED_FILE: &str = "projected_feedback.jsonl";
+pub const REPORTS_DIR: &str = "reports";
+const LOCK_FILE: &str = ".appleseed.lock";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Records read from one JSONL file, plus what had to be skipped.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub records: Vec<Value>,
+    pub warnings: Vec<String>,
+}
+
+/// The files of one state dir.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// Held while a command reads-then-appends, so two processes cannot both
+/// decide an envelope is new. Released on drop.
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    pub fn new(dir: impl Into<PathBuf>) -> Store {
+        Store { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn envelopes_path(&self) -> PathBuf {
+        self.dir.join(ENVELOPES_FILE)
+    }
+
+    pub fn projected_path(&self) -> PathBuf {
+        self.dir.join(PROJECTED_FILE)
+    }
+
+    pub fn reports_dir(&self) -> PathBuf {
+        self.dir.join(REPORTS_DIR)
+    }
+
+    /// Creates the state dir and takes the writer lock.
+    pub fn lock(&self) -> Result<StoreLock, Error> {
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Every complete record of a JSONL file (missing file: none).
+    pub fn read_lines(&self, path: &Path) -> Result<Lines, Error> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes).map_err(io(path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lines::default()),
+            Err(e) => return Err(io(path)(e)),
+        }
+        let mut out = Lines::default();
+        let mut rest = bytes.as_slice();
+        let mut line_no = 0;
+        while !rest.is_empty() {
+            line_no += 1;
+            let (line, terminated, next) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], true, &rest[i + 1..]),
+                None => (rest, false, &[][..]),
+            };
+            rest = next;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Value>(line) {
+                Ok(v @ Value::Object(_)) => out.records.push(v),
+                _ if !terminated => out.warnings.push(format!(
+                    "{}: ignoring a torn last line ({} bytes, line {line_no}) left by an interrupted write",
+                    path.display(),
+                    line.len()
+                )),
+                Ok(_) => {
+                    return Err(Error::Corrupt {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        reason: "not a JSON object".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Corrupt {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends `records` as JSON lines with one write and an fsync.
+    pub fn append(&self, path: &Path, records: &[Value]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })?;
+            buf.push(b'\n');
+        }
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(io(path))?;
+        if existed {
+            let mut old = Vec::new();
+            file.read_to_end(&mut old).map_err(io(path))?;
+            if old.last().is_some_and(|&b| b != b'\n') {
+                let start = old.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let tail = &old[start..];
+                if serde_json::from_slice::<Value>(tail).is_ok_and(|v| v.is_object()) {
+                    // A whole record that only lost its newline: keep it.
+                    buf.insert(0, b'\n');
+                } else {
+                    // A torn fragment from a crash: it was never acknowledged.
+                    file.set_len(start as u64).map_err(io(path))?;
+                }
+            }
+        }
+        file.write_all(&buf).map_err(io(path))?;
+        file.sync_all().map_err(io(path))?;
+        if !existed {
+            sync_dir(path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes pretty JSON (with a final newline) via temp file + rename.
+    pub fn write_json(&self, path: &Path, v: &Value) -> Result<(), Error> {
+        let mut text = serde_json::to_string_pretty(v).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        text.push('\n');
+        self.write_text(path, &text)
+    }
+
+    /// Writes text via a temp file in the same dir, fsync, rename, dir fsync:
+    /// readers see the old file or the new one, never half of one.
+    pub fn write_text(&self, path: &Path, text: &str) -> Result<(), Error> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+            fs::rename(&tmp, path).map_err(io(path))?;
+            sync_dir(path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// Makes a new directory entry (created or renamed file) durable.
+fn sync_dir(path: &Path) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn torn_tail_is_skipped_then_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let p = store.envelopes_path();
+        store.append(&p, &[json!({"a": 1})]).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"a\": 2, \"b").unwrap();
+        let lines = store.read_lines(&p).unwrap();
+        assert_eq!(lines.records, vec![json!({"a": 1})]);
+        assert_eq!(lines.warnings.len(), 1);
+        store.append(&p, &[json!({"a": 3})]).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "{\"a\":1}\n{\"a\":3}\n");
+        // A whole record without its newline is kept.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"a\":4}").unwrap();
+        store.append(&p, &[json!({"a": 5})]).unwrap();
+        assert_eq!(store.read_lines(&p).unwrap().records.len(), 4);
+        // A broken line in the middle is corruption, not a torn tail.
+        fs::write(&p, "{\"a\":1}\n{oops\n{\"a\":2}\n").unwrap();
+        assert!(matches!(
+            store.read_lines(&p),
+            Err(Error::Corrupt { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let p = store.reports_dir().join("x.json");
+        store.write_json(&p, &json!({"v": 1})).unwrap();
+        store.write_json(&p, &json!({"v": 2})).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "{\n  \"v\": 2\n}\n");
+        assert_eq!(fs::read_dir(store.reports_dir()).unwrap().count(), 1);
+    }
+}
