@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 pub const CONFIG_FILE: &str = "garrison.toml";
+/// The milestone signing secret's variable, for ingest and outbox alike.
+const SECRET_ENV: &str = "GARRISON_MILESTONE_SECRET";
 
 /// Options every command accepts.
 #[derive(Debug, Clone, Default, Args)]
@@ -42,13 +44,64 @@ struct FileConfig {
     milestones: MilestonesConfig,
 }
 
-/// `[milestones]`: the ingest's bounds. The secret is never here.
+/// `[milestones]`: the ingest's bounds and the outbox's targets. Secrets are
+/// never here: only the names of the variables holding them.
 #[derive(Debug, Default, Deserialize)]
 struct MilestonesConfig {
     timestamp_tolerance_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     feed_limit: Option<usize>,
     dead_letter_limit: Option<usize>,
+    #[serde(default)]
+    targets: Vec<TargetConfig>,
+    max_attempts: Option<u32>,
+    backoff_ms: Option<u64>,
+}
+
+/// A target: `"http://…"`, or `{ url = "http://…", secret_env = "NAME" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TargetConfig {
+    Url(String),
+    Table {
+        url: String,
+        secret_env: Option<String>,
+    },
+}
+
+/// Where the milestone outbox delivers (`[milestones] targets`).
+#[derive(Debug, Clone)]
+pub struct OutboxSpec {
+    /// Target URL and the variable holding its signing secret.
+    pub targets: Vec<(String, String)>,
+    pub max_attempts: u32,
+    pub backoff: std::time::Duration,
+}
+
+impl OutboxSpec {
+    /// The outbox configuration with every secret read from the environment;
+    /// a target without one is an error (`serve` refuses to start).
+    pub fn resolve(&self) -> Result<garrison_server::OutboxConfig> {
+        let mut targets = Vec::new();
+        for (url, var) in &self.targets {
+            let secret = std::env::var_os(var).filter(|v| !v.is_empty()).with_context(|| {
+                format!(
+                    "milestone target {url} has no signing secret: set {var} (targets sign with \
+                     GARRISON_MILESTONE_SECRET unless they name another variable with secret_env)"
+                )
+            })?;
+            targets.push(garrison_server::MilestoneTarget::new(
+                url,
+                secret.into_encoded_bytes(),
+            )?);
+        }
+        Ok(garrison_server::OutboxConfig {
+            targets,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            ..garrison_server::OutboxConfig::default()
+        })
+    }
 }
 
 /// Resolved settings.
@@ -64,6 +117,8 @@ pub struct Settings {
     pub api_token: Option<String>,
     /// Milestone ingest bounds, and `GARRISON_MILESTONE_SECRET` when set.
     pub milestones: garrison_server::MilestoneSettings,
+    /// The milestone outbox's targets (secrets resolved by `serve`).
+    pub outbox: OutboxSpec,
 }
 
 impl Settings {
@@ -120,6 +175,7 @@ impl Settings {
         if body_limit == 0 {
             bail!("body_limit must be at least 1 byte");
         }
+        let outbox = outbox_spec(&fc.milestones)?;
         let milestones = milestone_settings(fc.milestones)?;
         Ok(Settings {
             data_dir,
@@ -129,6 +185,7 @@ impl Settings {
             services: fc.services,
             api_token: std::env::var("GARRISON_API_TOKEN").ok(),
             milestones,
+            outbox,
         })
     }
 
@@ -166,6 +223,34 @@ fn milestone_settings(c: MilestonesConfig) -> Result<garrison_server::MilestoneS
         bail!("[milestones] max_body_bytes, feed_limit and dead_letter_limit must be at least 1");
     }
     Ok(s)
+}
+
+fn outbox_spec(c: &MilestonesConfig) -> Result<OutboxSpec> {
+    let d = garrison_server::OutboxConfig::default();
+    let mut targets = Vec::new();
+    for t in &c.targets {
+        let (url, var) = match t {
+            TargetConfig::Url(u) => (u, None),
+            TargetConfig::Table { url, secret_env } => (url, secret_env.as_deref()),
+        };
+        garrison_services::http_client::ServerUrl::parse(url)
+            .with_context(|| format!("[milestones] targets: {url} is not a usable target"))?;
+        if var.is_some_and(|v| v.trim().is_empty()) {
+            bail!("[milestones] targets: secret_env of {url} is blank");
+        }
+        targets.push((url.clone(), var.unwrap_or(SECRET_ENV).to_string()));
+    }
+    let max_attempts = c.max_attempts.unwrap_or(d.max_attempts);
+    if max_attempts == 0 {
+        bail!("[milestones] max_attempts must be at least 1");
+    }
+    Ok(OutboxSpec {
+        targets,
+        max_attempts,
+        backoff: c
+            .backoff_ms
+            .map_or(d.backoff, std::time::Duration::from_millis),
+    })
 }
 
 /// `--data-dir`, else `$GARRISON_HOME`, else `./.garrison`.

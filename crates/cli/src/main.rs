@@ -3,7 +3,6 @@
 mod appleseed;
 mod config;
 mod events;
-mod http_client;
 mod ledger;
 mod local;
 mod milestones;
@@ -109,7 +108,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(_) => Ok(pending::unavailable("run", "run")),
         Command::Worker(_) => Ok(pending::unavailable("worker", "worker")),
         Command::Appleseed(cmd) => appleseed::run(g, cmd),
-        Command::Milestones(cmd) => milestones::run(cmd),
+        Command::Milestones(cmd) => milestones::run(g, cmd),
         Command::Jobs(_) => Ok(pending::unavailable("jobs", "scheduler")),
     }
 }

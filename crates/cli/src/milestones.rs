@@ -12,8 +12,11 @@ use garrison_contracts::milestone::{MilestoneEnvelope, MilestoneEvent};
 use garrison_contracts::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use serde_json::{Value, json};
 
-use crate::http_client::ServerUrl;
-use crate::pending;
+use crate::config::{Global, Settings};
+use garrison_contracts::ironclaw::EventType;
+use garrison_ledger::Query;
+use garrison_services::http_client::{ServerUrl, error_message};
+use garrison_services::milestones::summarize;
 
 /// Where the signing secret comes from unless `--secret-env` says otherwise.
 const SECRET_ENV: &str = "GARRISON_MILESTONE_SECRET";
@@ -43,14 +46,19 @@ Example:
   garrison milestones emit --url http://127.0.0.1:8080/internal/milestones/ingest \\
       --file milestone.json")]
     Emit(EmitArgs),
-    /// Delivery history of emitted milestones (not yet available)
+    /// Print the milestone outbox's deliveries, one JSON line each
+    #[command(after_help = "\
+One line per delivery (a source event to one target), newest first, with its
+latest state: sending, delivered, duplicate, retry, rejected or dead-letter.
+Reads the local ledger unless --server is given.
+
+Examples:
+  garrison milestones deliveries
+  garrison milestones deliveries --server http://127.0.0.1:7878")]
     Deliveries {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
-        args: Vec<String>,
+        /// Ask a running server (http://HOST:PORT) instead of reading the local ledger
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
 }
 
@@ -67,13 +75,57 @@ pub struct EmitArgs {
     pub secret_env: String,
 }
 
-pub fn run(cmd: MilestonesCmd) -> Result<ExitCode> {
+pub fn run(global: &Global, cmd: MilestonesCmd) -> Result<ExitCode> {
     match cmd {
         MilestonesCmd::Emit(args) => emit(&args),
-        MilestonesCmd::Deliveries { .. } => {
-            Ok(pending::unavailable("milestones deliveries", "milestones"))
-        }
+        MilestonesCmd::Deliveries { server } => deliveries(global, server.as_deref()),
     }
+}
+
+fn deliveries(global: &Global, server: Option<&str>) -> Result<ExitCode> {
+    let settings = Settings::load(global)?;
+    let items: Vec<Value> = crate::runtime()?.block_on(async {
+        match server {
+            Some(url) => {
+                let server = ServerUrl::parse(url)?;
+                let token = settings.client_token()?;
+                let (status, body) = server
+                    .get_json("/api/milestones/deliveries", token.as_deref())
+                    .await
+                    .with_context(|| format!("cannot ask {url}"))?;
+                if status != 200 {
+                    bail!(
+                        "HTTP {status} from {url}: {}",
+                        error_message(body.to_string().as_bytes())
+                    );
+                }
+                match body["items"].as_array() {
+                    Some(items) => Ok(items.clone()),
+                    None => bail!("{url} answered without an `items` list: {body}"),
+                }
+            }
+            None => {
+                let ledger = crate::local::open_ledger(&settings).await?;
+                let query = Query {
+                    event_type: Some(EventType::MilestoneDelivery),
+                    ..Query::default()
+                };
+                let read = ledger.read(&query).await;
+                ledger.close().await?;
+                summarize(&read?)
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(anyhow::Error::from)
+            }
+        }
+    })?;
+    let mut out = std::io::stdout().lock();
+    for item in items {
+        writeln!(out, "{item}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn emit(args: &EmitArgs) -> Result<ExitCode> {
@@ -97,6 +149,7 @@ fn emit(args: &EmitArgs) -> Result<ExitCode> {
             tokio::time::timeout(POST_TIMEOUT, url.post(path, &headers, &body))
                 .await
                 .map_err(|_| anyhow::anyhow!("no answer within {}s", POST_TIMEOUT.as_secs()))?
+                .map_err(anyhow::Error::from)
         })
         .with_context(|| format!("POST {} failed", args.url))?;
 

@@ -54,6 +54,12 @@ route except GET /health, GET /healthz and the HMAC-signed milestone ingest
 needs `Authorization: Bearer <token>`. A non-loopback --listen is refused
 unless GARRISON_API_TOKEN is set.
 
+With `[milestones] targets = [\"http://…/internal/milestones/ingest\"]` in
+garrison.toml (max_attempts, default 3; backoff_ms, default 500), serve also
+delivers run completed/failed, integrated and escalation events as signed
+milestones to every target, signed with GARRISON_MILESTONE_SECRET (or a
+table-form target's secret_env); a target without a secret is refused.
+
 SIGTERM or Ctrl-C stops accepting, finishes in-flight requests and flushes the
 ledger before exiting.")]
 pub struct ServeArgs {
@@ -94,12 +100,21 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
 
+    // Refused before anything starts: a target without a secret cannot sign.
+    let runs_milestones =
+        services.is_empty() || services.iter().any(|s| s == "all" || s == "milestones");
+    let outbox = if runs_milestones {
+        settings.outbox.resolve()?
+    } else {
+        garrison_server::OutboxConfig::default()
+    };
     let mut config = ServeConfig::new(settings.data_dir);
     config.listen = args.listen.unwrap_or(settings.listen);
     config.database_url = settings.database_url;
     config.token = settings.api_token;
     config.body_limit = settings.body_limit;
     config.milestones = settings.milestones;
+    config.outbox = outbox;
     let runtime = crate::runtime()?;
     runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
     Ok(ExitCode::SUCCESS)

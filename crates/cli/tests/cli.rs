@@ -218,7 +218,6 @@ fn unavailable_commands_fail_loudly() {
         vec!["worker", "--server", "http://127.0.0.1:1"],
         vec!["appleseed", "governance", "--format", "json"],
         vec!["appleseed", "governance", "--write-report"],
-        vec!["milestones", "deliveries", "--anything", "goes"],
         vec!["jobs", "list"],
     ] {
         let o = run(&args);

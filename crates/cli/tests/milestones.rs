@@ -335,3 +335,112 @@ fn help_has_an_example() {
         assert!(h.contains(needle), "lacks {needle}:\n{h}");
     }
 }
+
+/// Appends one delivery step to the data dir's embedded ledger.
+fn append_delivery(dir: &Path, state: &str, attempt: u32) {
+    use garrison_contracts::ironclaw::EventType;
+    use garrison_ledger::{Ledger, NewEvent, sqlite::SqliteLedger};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ledger = SqliteLedger::open(&dir.join("ledger.db")).unwrap();
+        let payload = json!({
+            "source_event_id": "01SRC", "target": "http://127.0.0.1:9/ingest",
+            "attempt": attempt, "state": state, "http_status": 503, "reason": "busy",
+            "idempotency_key": "garrison:01SRC", "milestone_id": "01SRC"
+        });
+        ledger
+            .append(
+                NewEvent::new(EventType::MilestoneDelivery)
+                    .in_stream("delivery:01SRC:http://127.0.0.1:9/ingest")
+                    .payload(payload),
+            )
+            .await
+            .unwrap();
+        ledger.close().await.unwrap();
+    });
+}
+
+#[test]
+fn deliveries_are_listed_from_the_local_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = garrison()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "milestones",
+            "deliveries",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty(), "{}", text(&o.stdout));
+
+    append_delivery(dir.path(), "sending", 1);
+    append_delivery(dir.path(), "retry", 1);
+    let o = garrison()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "milestones",
+            "deliveries",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lines: Vec<Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["source_event_id"], "01SRC");
+    assert_eq!(lines[0]["state"], "retry");
+    assert_eq!(lines[0]["attempts"], 1);
+    assert_eq!(lines[0]["last_http_status"], 503);
+    assert_eq!(lines[0]["last_reason"], "busy");
+}
+
+#[test]
+fn serve_refuses_unusable_milestone_targets() {
+    for (toml, env, expect) in [
+        (
+            "[milestones]\ntargets = [\"http://127.0.0.1:9/internal/milestones/ingest\"]\n",
+            None,
+            "has no signing secret: set GARRISON_MILESTONE_SECRET",
+        ),
+        (
+            "[milestones]\ntargets = [{ url = \"http://127.0.0.1:9/i\", secret_env = \"OUTBOX_SECRET_X\" }]\n",
+            Some(("GARRISON_MILESTONE_SECRET", "set-but-not-the-one")),
+            "set OUTBOX_SECRET_X",
+        ),
+        (
+            "[milestones]\ntargets = [\"https://example.com/internal/milestones/ingest\"]\n",
+            Some(("GARRISON_MILESTONE_SECRET", "s")),
+            "https is not supported",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("garrison.toml"), toml).unwrap();
+        let mut c = garrison();
+        c.env_remove("OUTBOX_SECRET_X");
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let o = c
+            .args([
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{toml}");
+        assert!(
+            text(&o.stderr).contains(expect),
+            "{toml}: {}",
+            text(&o.stderr)
+        );
+        assert!(!dir.path().join("ledger.db").exists(), "{toml}");
+    }
+}

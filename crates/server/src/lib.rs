@@ -25,6 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
+pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
 pub use milestones::MilestoneSettings;
 
 /// Default request body limit: 1 MiB.
@@ -112,6 +113,8 @@ pub struct ServeConfig {
     pub token: Option<String>,
     pub body_limit: usize,
     pub milestones: MilestoneSettings,
+    /// Where the milestone outbox delivers; it runs only when targets are set.
+    pub outbox: OutboxConfig,
     /// How long shutdown waits for in-flight requests before dropping them.
     pub drain_timeout: Duration,
 }
@@ -125,6 +128,7 @@ impl ServeConfig {
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
             milestones: MilestoneSettings::default(),
+            outbox: OutboxConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
@@ -202,6 +206,19 @@ async fn run(
 
     let (down_tx, down_rx) = watch::channel(false);
     let backend = ledger.backend();
+    let outbox = (!config.outbox.targets.is_empty()).then(|| {
+        let run = garrison_services::milestones::run(
+            ledger.clone(),
+            config.outbox.clone(),
+            down_rx.clone(),
+        );
+        tokio::spawn(async move {
+            // A failed outbox must not take the API down; say so at once.
+            if let Err(e) = run.await {
+                tracing::error!(error = %e, "milestone outbox failed");
+            }
+        })
+    });
     let state = AppState {
         ledger,
         token,
@@ -232,7 +249,7 @@ async fn run(
         let _ = down_seen.wait_for(|down| *down).await;
         tokio::time::sleep(config.drain_timeout).await;
     };
-    tokio::select! {
+    let result = tokio::select! {
         r = server => r.map_err(ServeError::Serve),
         () = drain_deadline => {
             tracing::warn!(
@@ -241,7 +258,15 @@ async fn run(
             );
             Ok(())
         }
+    };
+    // The outbox saw the same shutdown signal (or its sender dropping); wait
+    // for it so its last steps are appended before the ledger closes.
+    if let Some(outbox) = outbox
+        && let Err(e) = outbox.await
+    {
+        tracing::error!(error = %e, "milestone outbox panicked");
     }
+    result
 }
 
 async fn resolve_listen(listen: &str) -> Result<SocketAddr, ServeError> {

@@ -80,6 +80,7 @@ pub fn read_routes() -> Router<AppState> {
     Router::new()
         .route("/api/milestones/latest", get(latest))
         .route("/api/milestones/dead-letter", get(dead_letter))
+        .route("/api/milestones/deliveries", get(deliveries))
 }
 
 /// Why an ingest was refused.
@@ -297,6 +298,22 @@ async fn dead_letter(State(state): State<AppState>) -> Response {
         Ok(items) => reply(
             StatusCode::OK,
             json!({"ok": true, "count": items.len(), "items": items}),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `GET /api/milestones/deliveries`: the outbox's deliveries, latest state
+/// each, newest first.
+async fn deliveries(State(state): State<AppState>) -> Response {
+    let query = Query {
+        event_type: Some(EventType::MilestoneDelivery),
+        ..Query::default()
+    };
+    match state.ledger.read(&query).await {
+        Ok(records) => reply(
+            StatusCode::OK,
+            json!({"ok": true, "items": garrison_services::milestones::summarize(&records)}),
         ),
         Err(e) => unavailable(e),
     }

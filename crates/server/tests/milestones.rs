@@ -299,10 +299,20 @@ async fn one_acceptance_per_key_under_concurrency() {
                     ("x-openclaw-signature", sig.as_str()),
                     ("x-openclaw-timestamp", stamp.as_str()),
                 ];
-                request(addr, "POST", INGEST, &headers, Some(&bytes))
-                    .await
-                    .unwrap()
-                    .json()
+                // A connection refused or reset under load is retried: the
+                // server dedupes, so a retry can only ever be a duplicate.
+                let mut tries = 0;
+                loop {
+                    match request(addr, "POST", INGEST, &headers, Some(&bytes)).await {
+                        Ok(r) => break r.json(),
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            eprintln!("retrying after {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                        Err(e) => panic!("request failed: {e}"),
+                    }
+                }
             })
         })
         .collect();

@@ -2,7 +2,10 @@
 //! logic over the ledger, vault and agent crates.
 //!
 //! Built so far: `appleseed` (the local learning state: runtime event ingest,
-//! projection, openclaw-import and reports). The orchestration and milestone
-//! issues build the rest.
+//! projection, openclaw-import and reports), `milestones` (the outbound
+//! milestone emitter) and `http_client` (the plain-HTTP client both the CLI and
+//! the emitter use). The orchestration issues build the rest.
 
 pub mod appleseed;
+pub mod http_client;
+pub mod milestones;

@@ -77,6 +77,8 @@ event_types! {
     PolicyUpdated => "POLICY_UPDATED",
     // Garrison's own: a signed milestone accepted by the ingest endpoint.
     MilestoneReceived => "MILESTONE_RECEIVED",
+    // Garrison's own: one step of an outbound milestone delivery (the outbox).
+    MilestoneDelivery => "MILESTONE_DELIVERY",
 }
 
 /// An event type name that is not in the contract.
@@ -234,7 +236,7 @@ mod tests {
         assert_eq!("ORDER CLAIMED".parse(), Ok(EventType::OrderClaimed));
         assert_eq!("WORKTREE_Removed".parse(), Ok(EventType::WorktreeRemoved));
         assert!("ORDER_EXPLODED".parse::<EventType>().is_err());
-        assert_eq!(EventType::ALL.len(), 35);
+        assert_eq!(EventType::ALL.len(), 36);
     }
 
     #[test]

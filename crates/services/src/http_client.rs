@@ -1,14 +1,51 @@
 //! A minimal HTTP/1.1 client over `tokio::net::TcpStream` for talking to a
-//! running `garrison serve`: one-shot JSON GETs and a server-sent-events
-//! reader. `http://` only; TLS belongs in front of the server, not here.
+//! running `garrison serve` or a milestone ingest: one-shot JSON GETs, raw
+//! POSTs and a server-sent-events reader. `http://` only; TLS belongs in front
+//! of the server, not here.
 
-use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Cap on a one-shot response body (a page of 1000 events fits easily).
 const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Why a request could not be made or its answer not read.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("`{url}`: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The peer's answer is not the HTTP we understand.
+    #[error("{0}")]
+    Protocol(String),
+    #[error("HTTP {status}: response is not JSON: {snippet}")]
+    NotJson { status: u16, snippet: String },
+    /// A non-2xx answer where only success can be used (event streams).
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("header `{0}` is not a valid HTTP header")]
+    BadHeader(String),
+}
+
+pub type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+fn protocol<T>(msg: impl Into<String>) -> Result<T> {
+    Err(HttpError::Protocol(msg.into()))
+}
+
+fn bad_url<T>(url: &str, reason: &str) -> Result<T> {
+    Err(HttpError::Url {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    })
+}
 
 /// A parsed `http://host:port/base` server URL.
 #[derive(Debug, Clone)]
@@ -24,18 +61,19 @@ impl ServerUrl {
         let rest = if let Some(r) = url.strip_prefix("http://") {
             r
         } else if url.starts_with("https://") {
-            bail!(
-                "`{url}`: https is not supported by this client; use http:// (the server listens on plain HTTP)"
+            return bad_url(
+                url,
+                "https is not supported by this client; use http:// (the server listens on plain HTTP)",
             );
         } else {
-            bail!("`{url}`: expected a URL like http://127.0.0.1:7878");
+            return bad_url(url, "expected a URL like http://127.0.0.1:7878");
         };
         let (authority, base) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
         if authority.is_empty() {
-            bail!("`{url}`: missing host");
+            return bad_url(url, "missing host");
         }
         let authority = if authority
             .rsplit_once(':')
@@ -44,7 +82,7 @@ impl ServerUrl {
         {
             authority.to_string()
         } else if authority.contains(':') && !authority.starts_with('[') {
-            bail!("`{url}`: bad port");
+            return bad_url(url, "bad port");
         } else {
             format!("{authority}:80")
         };
@@ -54,15 +92,22 @@ impl ServerUrl {
         })
     }
 
+    async fn connect(&self) -> Result<TcpStream> {
+        TcpStream::connect(&self.authority)
+            .await
+            .map_err(|source| HttpError::Connect {
+                authority: self.authority.clone(),
+                source,
+            })
+    }
+
     async fn send(
         &self,
         path_and_query: &str,
         token: Option<&str>,
         extra: &str,
     ) -> Result<TcpStream> {
-        let mut stream = TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("cannot connect to {}", self.authority))?;
+        let mut stream = self.connect().await?;
         let _ = stream.set_nodelay(true);
         let mut head = format!(
             "GET {}{} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n{extra}",
@@ -88,12 +133,9 @@ impl ServerUrl {
         let mut reader = BufReader::new(stream);
         let head = read_head(&mut reader).await?;
         let body = read_body(&mut reader, &head).await?;
-        let json = serde_json::from_slice(&body).with_context(|| {
-            format!(
-                "HTTP {}: response is not JSON: {}",
-                head.status,
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            )
+        let json = serde_json::from_slice(&body).map_err(|_| HttpError::NotJson {
+            status: head.status,
+            snippet: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         })?;
         Ok((head.status, json))
     }
@@ -106,9 +148,7 @@ impl ServerUrl {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response> {
-        let mut stream = TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("cannot connect to {}", self.authority))?;
+        let mut stream = self.connect().await?;
         let _ = stream.set_nodelay(true);
         let mut target = format!("{}{}", self.base, path_and_query);
         if target.is_empty() {
@@ -121,7 +161,7 @@ impl ServerUrl {
         );
         for (name, value) in headers {
             if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
-                bail!("header `{name}` is not a valid HTTP header");
+                return Err(HttpError::BadHeader((*name).to_string()));
             }
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -156,7 +196,10 @@ impl ServerUrl {
             } else if let Some(n) = head.content_length {
                 (&mut reader).take(n as u64).read_to_end(&mut body).await?;
             }
-            bail!("HTTP {}: {}", head.status, error_message(&body));
+            return Err(HttpError::Status {
+                status: head.status,
+                message: error_message(&body),
+            });
         }
         Ok(SseStream {
             reader,
@@ -200,7 +243,7 @@ async fn read_body(reader: &mut BufReader<TcpStream>, head: &Head) -> Result<Vec
         while let Some(chunk) = read_chunk(reader).await? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY {
-                bail!("response too large");
+                return protocol("response too large");
             }
         }
     } else {
@@ -213,13 +256,13 @@ async fn read_body(reader: &mut BufReader<TcpStream>, head: &Head) -> Result<Vec
 async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
     let mut line = String::new();
     if reader.read_line(&mut line).await? == 0 {
-        bail!("the server closed the connection without answering");
+        return protocol("the server closed the connection without answering");
     }
     let status = line
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| anyhow!("not an HTTP response: {}", line.trim()))?;
+        .ok_or_else(|| HttpError::Protocol(format!("not an HTTP response: {}", line.trim())))?;
     let mut head = Head {
         status,
         status_line: line.trim_end().to_string(),
@@ -229,7 +272,7 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
     loop {
         line.clear();
         if reader.read_line(&mut line).await? == 0 {
-            bail!("connection closed inside the response headers");
+            return protocol("connection closed inside the response headers");
         }
         let l = line.trim_end();
         if l.is_empty() {
@@ -254,9 +297,9 @@ async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>
     }
     let size_text = line.trim().split(';').next().unwrap_or_default();
     let size = usize::from_str_radix(size_text, 16)
-        .map_err(|_| anyhow!("bad chunk size `{}`", line.trim()))?;
+        .map_err(|_| HttpError::Protocol(format!("bad chunk size `{}`", line.trim())))?;
     if size > MAX_BODY {
-        bail!("chunk too large");
+        return protocol("chunk too large");
     }
     if size == 0 {
         return Ok(None);
@@ -345,7 +388,7 @@ impl SseStream {
                 None => return Ok(None),
             }
             if self.buf.len() > MAX_BODY {
-                bail!("event too large");
+                return protocol("event too large");
             }
         }
     }
