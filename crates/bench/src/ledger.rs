@@ -39,7 +39,8 @@ pub struct AppendArgs {
     /// Events per scenario (default: 600 per writer, at most 24000).
     #[arg(long)]
     events: Option<usize>,
-    /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL).
+    /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL): a scratch
+    /// database, whose ledger tables each scenario drops and recreates.
     #[arg(long, env = "GARRISON_BENCH_DATABASE_URL")]
     database_url: Option<String>,
     /// Rounds per scenario (Garrison and baseline alternate); medians are reported.
@@ -52,7 +53,8 @@ pub struct RebuildArgs {
     /// Events in the log to rebuild from.
     #[arg(long, default_value_t = 100_000)]
     events: usize,
-    /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL).
+    /// Also run against PostgreSQL (or set GARRISON_BENCH_DATABASE_URL): a scratch
+    /// database, whose ledger tables each scenario drops and recreates.
     #[arg(long, env = "GARRISON_BENCH_DATABASE_URL")]
     database_url: Option<String>,
 }
@@ -101,7 +103,7 @@ fn next_name(prefix: &str) -> String {
 async fn reset_postgres(url: &str) -> anyhow::Result<()> {
     let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
     sqlx::raw_sql(
-        "DROP TABLE IF EXISTS events, run_snapshots, order_snapshots, schema_migrations, bench_baseline",
+        "DROP TABLE IF EXISTS events, run_snapshots, order_snapshots, dead_letters, schema_migrations, bench_baseline",
     )
     .execute(&mut c)
     .await?;
