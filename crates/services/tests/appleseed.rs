@@ -9,67 +9,24 @@ use garrison_services::appleseed::{Appleseed, Clock, Error, feedback_id};
 use serde_json::{Value, json};
 
 fn envelope() -> Value {
-    json!({
-      "contract_name": "openclaw_appleseed.runtime_event",
-      "contract_version": "1.0",
-      "envelope_id": "9b1f66ae-5f44-47f8-a1a9-bd5f84d22b70",
-      "recorded_at": "2026-03-13T18:22:41+00:00",
-      "source": "openclaw-local",
-      "metadata": {"operator": "local-demo"},
-      "event": {
-        "schema_version": "1.1",
-        "event_id": "7d4f2fda-36bc-4c47-b1d3-dc1cb8ef04e0",
-        "event_kind": "session_feedback",
-        "occurred_at": "2026-03-13T18:22:39+00:00",
-        "session_id": "demo-session-001",
-        "task": "review postgres migration rollback safety",
-        "status": "failure",
-        "score": 0.2,
-        "comment": "missed rollback coverage",
-        "selected_skill_ids": ["code_review"],
-        "missing_capabilities": ["database migrations"],
-        "metadata": {"trace_id": "demo-trace-001"}
-      }
-    })
+    serde_json::from_str(include_str!(
+        "../../contracts/tests/fixtures/appleseed/envelope.json"
+    ))
+    .unwrap()
 }
 
 fn batch() -> Value {
-    json!({
-      "contract_name": "openclaw_appleseed.runtime_event",
-      "contract_version": "1.0",
-      "source": "openclaw-local",
-      "metadata": {"operator": "local-demo"},
-      "events": [
-        {"event_kind": "session_started", "session_id": "demo-session-001",
-         "task": "review postgres migration rollback safety"},
-        {"event_kind": "session_feedback", "session_id": "demo-session-001",
-         "task": "review postgres migration rollback safety", "status": "failure", "score": 0.2}
-      ]
-    })
+    serde_json::from_str(include_str!(
+        "../../contracts/tests/fixtures/appleseed/batch.json"
+    ))
+    .unwrap()
 }
 
 fn artifact() -> Value {
-    json!({
-      "artifact_kind": "openclaw_operator_session",
-      "schema_version": "1.0",
-      "source": "openclaw-local",
-      "recorded_at": "2026-03-13T18:30:00+00:00",
-      "session": {
-        "session_id": "demo-openclaw-session-001",
-        "task": "review postgres migration rollback safety",
-        "started_at": "2026-03-13T18:20:00+00:00",
-        "operator": "local-demo",
-        "selected_skill_ids": ["code_review"]
-      },
-      "timeline": [{
-        "checkpoint_id": "cp-risk", "occurred_at": "2026-03-13T18:24:00+00:00",
-        "step": "inspect rollback risk", "status": "blocked",
-        "missing_capabilities": ["database migrations"]
-      }],
-      "outcome": {"occurred_at": "2026-03-13T18:28:00+00:00", "status": "failure", "score": 0.2},
-      "handoff": {"summary": "Paused after rollback risk inspection.",
-                  "next_action": "Verify lock-time risk before promotion."}
-    })
+    serde_json::from_str(include_str!(
+        "../../contracts/tests/fixtures/appleseed/operator-session.json"
+    ))
+    .unwrap()
 }
 
 fn app(dir: &Path) -> Appleseed {
