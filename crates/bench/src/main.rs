@@ -2,6 +2,7 @@
 //! the same process so the figure that matters is a ratio. One JSON object per
 //! line on stdout; progress on stderr.
 
+mod appleseed;
 mod http;
 mod ingest;
 mod ledger;
@@ -31,6 +32,8 @@ enum Scenario {
     Rebuild(ledger::RebuildArgs),
     /// Signed milestone ingest over HTTP, beside a trivial axum endpoint.
     Ingest(ingest::IngestArgs),
+    /// Appleseed envelope ingest + projection, beside parse-and-append with one fsync.
+    Appleseed(appleseed::AppleseedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +46,8 @@ fn main() -> anyhow::Result<()> {
             Scenario::Ledger(args) => ledger::appends(args).await,
             Scenario::Rebuild(args) => ledger::rebuild(args).await,
             Scenario::Ingest(args) => ingest::run(args).await,
+            // Synchronous file I/O, like the CLI.
+            Scenario::Appleseed(args) => appleseed::run(args),
         }
     })
 }

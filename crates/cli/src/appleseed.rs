@@ -11,12 +11,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use garrison_services::appleseed::{
-    Appleseed, Error, IngestOutcome, render_inspection_markdown, render_session_markdown,
+    Appleseed, Error, IngestOutcome, render_governance_markdown, render_inspection_markdown,
+    render_session_markdown,
 };
 use serde_json::{Value, json};
 
 use crate::config::{Global, Settings};
-use crate::pending;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -68,7 +68,17 @@ Example:
     Inspect(AppleseedArgs),
     /// Session evidence bundle from payload files, without storing anything
     Report(AppleseedArgs),
-    /// Governance review of the projected feedback (not yet available)
+    /// Evolution proposals, gate readiness, risk and rollback for an operator
+    #[command(after_help = "\
+Derives proposals from projected feedback (a prompt-metadata revision for a
+skill scoring low on a task type; a routing proposal for a capability missing
+in several sessions), runs the offline gate, and prints the governance report
+(markdown by default). --write-report also writes the evolution, governance,
+operator-review and dry-run promotion reports under reports/, the workflow
+checkpoint latest_workflow_state.json, and one line of workflow_history.jsonl.
+
+Example:
+  garrison appleseed governance --format markdown --write-report")]
     Governance(AppleseedArgs),
 }
 
@@ -78,9 +88,7 @@ pub fn run(global: &Global, cmd: AppleseedCmd) -> Result<ExitCode> {
         AppleseedCmd::OpenclawImport(a) => ("openclaw-import", a),
         AppleseedCmd::Inspect(a) => ("inspect", a),
         AppleseedCmd::Report(a) => ("report", a),
-        AppleseedCmd::Governance(_) => {
-            return Ok(pending::unavailable("appleseed governance", "appleseed"));
-        }
+        AppleseedCmd::Governance(a) => ("governance", a),
     };
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
@@ -101,7 +109,7 @@ pub fn run(global: &Global, cmd: AppleseedCmd) -> Result<ExitCode> {
         AppleseedCmd::OpenclawImport(a) => import(&app, a),
         AppleseedCmd::Inspect(a) => inspect(&app, a),
         AppleseedCmd::Report(a) => report(&app, a),
-        AppleseedCmd::Governance(_) => Ok(ExitCode::SUCCESS),
+        AppleseedCmd::Governance(a) => governance(&app, a),
     };
     match result {
         Ok(code) => Ok(code),
@@ -260,6 +268,21 @@ fn report(app: &Appleseed, a: &AppleseedArgs) -> Result<ExitCode> {
     }
     if a.write_report {
         for p in app.write_session_reports(&reports)? {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn governance(app: &Appleseed, a: &AppleseedArgs) -> Result<ExitCode> {
+    let g = app.governance()?;
+    warn_all(&g.warnings);
+    match a.format {
+        Some(Format::Json) => print_json(&g.governance)?,
+        _ => print!("{}", render_governance_markdown(&g.governance)),
+    }
+    if a.write_report {
+        for p in app.write_governance(&g)? {
             eprintln!("wrote {}", p.display());
         }
     }

@@ -74,7 +74,7 @@ enum Command {
     Run(pending::RunArgs),
     /// A remote worker that claims jobs over HTTP (not yet available)
     Worker(pending::WorkerArgs),
-    /// Appleseed: runtime event ingest, openclaw-import, inspect, report
+    /// Appleseed: runtime event ingest, openclaw-import, inspect, report, governance
     #[command(subcommand)]
     Appleseed(appleseed::AppleseedCmd),
     /// Signed milestone delivery to an ingest endpoint

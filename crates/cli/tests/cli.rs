@@ -216,8 +216,6 @@ fn unavailable_commands_fail_loudly() {
         vec!["demo", "--exit"],
         vec!["run", "build a thing", "--repo", ".", "--profile", "p"],
         vec!["worker", "--server", "http://127.0.0.1:1"],
-        vec!["appleseed", "governance", "--format", "json"],
-        vec!["appleseed", "governance", "--write-report"],
         vec!["jobs", "list"],
     ] {
         let o = run(&args);

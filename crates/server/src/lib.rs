@@ -5,6 +5,7 @@
 //! serve until shutdown, drain in-flight requests, then close the ledger so
 //! every acknowledged append is on disk.
 
+pub mod appleseed;
 pub mod auth;
 pub mod events_api;
 pub mod ironclaw;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub ledger: Arc<dyn Ledger>,
     pub token: ApiToken,
     pub milestones: Arc<MilestoneSettings>,
+    /// The data dir; Appleseed state lives in its `appleseed/`. `None`: the
+    /// Appleseed routes answer 500.
+    pub data_dir: Option<Arc<PathBuf>>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -52,8 +56,15 @@ impl AppState {
             ledger,
             token,
             milestones: Arc::new(MilestoneSettings::default()),
+            data_dir: None,
             shutdown: None,
         }
+    }
+
+    /// The same state with this data dir (for the Appleseed routes).
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(Arc::new(dir.into()));
+        self
     }
 
     /// The same state with these milestone settings.
@@ -84,6 +95,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(ledger_routes::routes())
         .merge(events_api::routes())
         .merge(milestones::read_routes())
+        .merge(appleseed::routes())
         .fallback(ironclaw::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit));
     // The milestone ingest enforces its own (smaller) limit so an oversized
@@ -223,6 +235,7 @@ async fn run(
         ledger,
         token,
         milestones: Arc::new(config.milestones.clone()),
+        data_dir: Some(Arc::new(config.data_dir.clone())),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);

@@ -1,7 +1,7 @@
 //! `ingest`: validate a whole payload, then store new envelopes and project
 //! their feedback. Duplicates (by `envelope_id` or `event_id`) are skipped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use garrison_contracts::appleseed::{RuntimeEventEnvelope, RuntimePayload};
 use serde::Serialize;
@@ -201,6 +201,10 @@ impl Appleseed {
         }
 
         let now = self.clock.now_string();
+        // Lookups by feedback id: a large payload must stay linear.
+        let preset_by_id: HashMap<&str, &ProjectedFeedbackRecord> =
+            preset.iter().map(|p| (p.feedback_id.as_str(), p)).collect();
+        let mut reported: HashSet<String> = HashSet::new();
         for (raw, env) in envelopes.into_iter().zip(typed) {
             let envelope_id = env.envelope_id.clone().unwrap_or_default();
             let event_id = env.event.event_id.clone().unwrap_or_default();
@@ -232,16 +236,16 @@ impl Appleseed {
             if let (Some(eid), Some(evid)) = (&kept_typed.envelope_id, &kept_typed.event.event_id) {
                 let fid = feedback_id(eid, evid);
                 if let Some(r) = records.get(&fid) {
-                    if !out.projections.iter().any(|p| p.feedback_id == fid) {
+                    if reported.insert(fid) {
                         out.projections.push(r.clone());
                     }
                 } else {
-                    let fresh = preset
-                        .iter()
-                        .find(|p| p.feedback_id == fid)
-                        .cloned()
+                    let fresh = preset_by_id
+                        .get(fid.as_str())
+                        .map(|p| (*p).clone())
                         .or_else(|| project(&kept_typed, &now));
                     if let Some(r) = fresh {
+                        reported.insert(fid.clone());
                         records.insert(fid, r.clone());
                         out.projected.push(r.clone());
                         out.projections.push(r);

@@ -6,6 +6,9 @@
 //! reports land under `reports/`. A payload is validated as a whole before
 //! anything is written, so a rejection leaves every file untouched.
 
+mod evolution;
+mod gate;
+mod governance;
 mod ids;
 mod import;
 mod ingest;
@@ -17,6 +20,12 @@ use std::path::PathBuf;
 
 use garrison_contracts::appleseed::AppleseedError;
 
+pub use evolution::{Metrics, PROMPT_REVISION, Proposal, ROUTING, derive, task_type};
+pub use gate::{BLOCKED, Evaluation, GATE_ID, GatePolicy, READY, REVIEW, evaluate};
+pub use governance::{
+    EVOLUTION_REPORT, GOVERNANCE_REPORT, Governance, OPERATOR_REVIEW, PROMOTION_ARTIFACT,
+    WORKFLOW_HISTORY, WORKFLOW_STATE, render_governance_markdown,
+};
 pub use ids::{Clock, derived_id, format_timestamp};
 pub use import::{ImportOutcome, InputKind};
 pub use ingest::{IngestOutcome, Skipped};

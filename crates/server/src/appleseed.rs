@@ -1,0 +1,100 @@
+//! Appleseed ingest over HTTP (appleseed-event-contract.md): the same
+//! validation and storage as `garrison appleseed ingest|openclaw-import`,
+//! against `<data-dir>/appleseed`, behind the bearer token.
+//!
+//! Replies use the server's envelope: 200 `{ok:true,data:{stored,skipped,…}}`;
+//! a rejected payload (not JSON, or breaking the contract) is 400
+//! `{ok:false,data:null,error:{code:"BAD_REQUEST",message}}` and stores nothing.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use garrison_services::appleseed::{Appleseed, Error, IngestOutcome};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::ironclaw::{ApiError, ok};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/appleseed/events", post(events))
+        .route("/api/appleseed/openclaw-import", post(import))
+}
+
+/// What an ingest stored, skipped and projected (the CLI's `--format json`).
+fn ingest_json(o: &IngestOutcome) -> Value {
+    json!({
+        "stored": o.stored.iter().map(|e| json!({
+            "envelope_id": e.get("envelope_id"),
+            "event_id": e.pointer("/event/event_id"),
+            "event_kind": e.pointer("/event/event_kind"),
+        })).collect::<Vec<_>>(),
+        "skipped": o.skipped,
+        "projected_feedback_ids": o.projected.iter().map(|r| &r.feedback_id).collect::<Vec<_>>(),
+        "warnings": o.warnings,
+    })
+}
+
+fn api_error(e: Error) -> ApiError {
+    if e.is_rejection() {
+        ApiError::bad_request(e.to_string())
+    } else {
+        tracing::error!(error = %e, "appleseed state dir failure");
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// Parses the body and runs `f` on the state dir off the async threads
+/// (appends fsync).
+async fn with_app(
+    state: &AppState,
+    body: &[u8],
+    f: impl FnOnce(&Appleseed, &Value) -> Result<Value, Error> + Send + 'static,
+) -> Result<Value, ApiError> {
+    let dir = state
+        .data_dir
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("no data dir is configured for appleseed"))?
+        .join("appleseed");
+    let payload: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("rejected: body is not valid JSON: {e}")))?;
+    tokio::task::spawn_blocking(move || f(&Appleseed::open(dir), &payload))
+        .await
+        .map_err(|e| ApiError::internal(format!("appleseed task failed: {e}")))?
+        .map_err(api_error)
+}
+
+async fn events(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let data = with_app(&state, &body, |app, payload| {
+        app.ingest(payload).map(|o| ingest_json(&o))
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, data))
+}
+
+async fn import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let data = with_app(&state, &body, |app, input| {
+        let o = app.openclaw_import(input)?;
+        let mut v = ingest_json(&o.ingest);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("input_kind".into(), json!(o.kind.as_str()));
+            m.insert("session_id".into(), json!(o.session_id));
+            m.insert(
+                "reports".into(),
+                json!(
+                    o.reports
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                ),
+            );
+            m.insert("handoff".into(), o.handoff);
+        }
+        Ok(v)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, data))
+}
