@@ -149,19 +149,6 @@ fn warn_all(warnings: &[String]) {
     }
 }
 
-fn ingest_json(o: &IngestOutcome) -> Value {
-    json!({
-        "stored": o.stored.iter().map(|e| json!({
-            "envelope_id": e.get("envelope_id"),
-            "event_id": e.pointer("/event/event_id"),
-            "event_kind": e.pointer("/event/event_kind"),
-        })).collect::<Vec<_>>(),
-        "skipped": o.skipped,
-        "projected_feedback_ids": o.projected.iter().map(|r| &r.feedback_id).collect::<Vec<_>>(),
-        "warnings": o.warnings,
-    })
-}
-
 fn print_ingest_text(o: &IngestOutcome) {
     println!(
         "stored {} envelope(s), skipped {} duplicate(s), projected {} feedback record(s)",
@@ -197,7 +184,7 @@ fn ingest(app: &Appleseed, a: &AppleseedArgs) -> Result<ExitCode> {
     let o = app.ingest(&payload)?;
     warn_all(&o.warnings);
     match a.format {
-        Some(Format::Json) => print_json(&ingest_json(&o))?,
+        Some(Format::Json) => print_json(&o.summary())?,
         _ => print_ingest_text(&o),
     }
     Ok(ExitCode::SUCCESS)
@@ -210,7 +197,7 @@ fn import(app: &Appleseed, a: &AppleseedArgs) -> Result<ExitCode> {
     let reports: Vec<String> = o.reports.iter().map(|p| p.display().to_string()).collect();
     match a.format {
         Some(Format::Json) => {
-            let mut v = ingest_json(&o.ingest);
+            let mut v = o.ingest.summary();
             if let Some(m) = v.as_object_mut() {
                 m.insert("input_kind".into(), json!(o.kind.as_str()));
                 m.insert("session_id".into(), json!(o.session_id));

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
-use garrison_services::appleseed::{Appleseed, Error, IngestOutcome};
+use garrison_services::appleseed::{Appleseed, Error};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -22,20 +22,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/appleseed/events", post(events))
         .route("/api/appleseed/openclaw-import", post(import))
-}
-
-/// What an ingest stored, skipped and projected (the CLI's `--format json`).
-fn ingest_json(o: &IngestOutcome) -> Value {
-    json!({
-        "stored": o.stored.iter().map(|e| json!({
-            "envelope_id": e.get("envelope_id"),
-            "event_id": e.pointer("/event/event_id"),
-            "event_kind": e.pointer("/event/event_kind"),
-        })).collect::<Vec<_>>(),
-        "skipped": o.skipped,
-        "projected_feedback_ids": o.projected.iter().map(|r| &r.feedback_id).collect::<Vec<_>>(),
-        "warnings": o.warnings,
-    })
 }
 
 fn api_error(e: Error) -> ApiError {
@@ -69,7 +55,7 @@ async fn with_app(
 
 async fn events(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let data = with_app(&state, &body, |app, payload| {
-        app.ingest(payload).map(|o| ingest_json(&o))
+        app.ingest(payload).map(|o| o.summary())
     })
     .await?;
     Ok(ok(StatusCode::OK, data))
@@ -78,7 +64,7 @@ async fn events(State(state): State<AppState>, body: Bytes) -> Result<Response, 
 async fn import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let data = with_app(&state, &body, |app, input| {
         let o = app.openclaw_import(input)?;
-        let mut v = ingest_json(&o.ingest);
+        let mut v = o.ingest.summary();
         if let Some(m) = v.as_object_mut() {
             m.insert("input_kind".into(), json!(o.kind.as_str()));
             m.insert("session_id".into(), json!(o.session_id));

@@ -54,6 +54,24 @@ pub struct IngestOutcome {
     pub warnings: Vec<String>,
 }
 
+impl IngestOutcome {
+    /// What an ingest stored, skipped and projected, by id: the shape both
+    /// `garrison appleseed ingest --format json` and the HTTP route answer.
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "stored": self.stored.iter().map(|e| serde_json::json!({
+                "envelope_id": e.get("envelope_id"),
+                "event_id": e.pointer("/event/event_id"),
+                "event_kind": e.pointer("/event/event_kind"),
+            })).collect::<Vec<_>>(),
+            "skipped": self.skipped,
+            "projected_feedback_ids":
+                self.projected.iter().map(|r| &r.feedback_id).collect::<Vec<_>>(),
+            "warnings": self.warnings,
+        })
+    }
+}
+
 fn absent(m: &Map<String, Value>, key: &str) -> bool {
     m.get(key).is_none_or(Value::is_null)
 }
