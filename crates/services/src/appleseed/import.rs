@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::ids::derived_id;
 use super::ingest::IngestOutcome;
 use super::projection::{ProjectedFeedbackRecord, feedback_id};
+use super::values::{push_unique, strings};
 use super::{Appleseed, Error, reports};
 
 /// `report_kind` of the exported handoff bundle.
@@ -59,27 +60,6 @@ pub(crate) struct Prepared {
     pub artifact: OperatorSessionArtifact,
     pub envelopes: Vec<Value>,
     pub preset: Vec<ProjectedFeedbackRecord>,
-}
-
-/// Items of a string list at `ptr`, or none when absent or not such a list.
-fn strings(v: &Value, ptr: &str) -> Vec<String> {
-    v.pointer(ptr)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn push_unique(into: &mut Vec<String>, items: Vec<String>) {
-    for i in items {
-        if !into.contains(&i) {
-            into.push(i);
-        }
-    }
 }
 
 fn insert_some(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {

@@ -15,6 +15,7 @@ mod ingest;
 mod projection;
 mod reports;
 mod store;
+mod values;
 
 use std::path::PathBuf;
 

@@ -19,6 +19,7 @@ use super::import::{
 };
 use super::ingest::IngestOutcome;
 use super::projection::{ProjectedFeedbackRecord, project};
+use super::values::{push_unique, strings};
 use super::{Appleseed, Error};
 
 /// Feedback records a signal needs before the gate lets an operator review it.
@@ -30,26 +31,6 @@ pub const INSPECTION_REPORT: &str = "latest_runtime_inspection";
 
 fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.pointer(ptr).and_then(Value::as_str)
-}
-
-fn list(v: &Value, ptr: &str) -> Vec<String> {
-    v.pointer(ptr)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn push_unique(into: &mut Vec<String>, items: Vec<String>) {
-    for i in items {
-        if !into.contains(&i) {
-            into.push(i);
-        }
-    }
 }
 
 fn or_na(v: Option<&Value>) -> String {
@@ -117,12 +98,12 @@ fn signals(projections: &[Value]) -> Vec<Value> {
         let status = s(p, "/status").unwrap_or("unknown");
         let score = p.get("score").and_then(Value::as_f64).unwrap_or(0.0);
         if status != "success" {
-            for cap in list(p, "/missing_capabilities") {
+            for cap in strings(p, "/missing_capabilities") {
                 add("capability_gap", &cap, fid, score);
             }
         }
         if matches!(status, "failure" | "partial") || score < 0.5 {
-            for skill in list(p, "/selected_skill_ids") {
+            for skill in strings(p, "/selected_skill_ids") {
                 add("skill_revision", &skill, fid, score);
             }
         }
@@ -225,8 +206,8 @@ pub fn session_report(session_id: &str, envelopes: &[Value], projections: &[Valu
     let mut skills = Vec::new();
     let mut missing = Vec::new();
     for e in envelopes {
-        push_unique(&mut skills, list(e, "/event/selected_skill_ids"));
-        push_unique(&mut missing, list(e, "/event/missing_capabilities"));
+        push_unique(&mut skills, strings(e, "/event/selected_skill_ids"));
+        push_unique(&mut missing, strings(e, "/event/missing_capabilities"));
     }
     let ev = |ptr: &str| {
         latest
@@ -242,7 +223,7 @@ pub fn session_report(session_id: &str, envelopes: &[Value], projections: &[Valu
         "feedback_occurred_at": ev("/event/occurred_at"),
         "feedback_event_count": feedback.len(),
         "started_event_count": started,
-        "steps": list(&primary, "/event/steps"),
+        "steps": strings(&primary, "/event/steps"),
     });
     let handoff = handoff_state(envelopes, latest.is_some());
     let sigs = signals(projections);
@@ -319,14 +300,14 @@ pub fn session_report(session_id: &str, envelopes: &[Value], projections: &[Valu
 
 pub fn render_session_markdown(r: &Value) -> String {
     let o = r.get("raw_session_outcome").cloned().unwrap_or(Value::Null);
-    let steps = list(&o, "/steps");
+    let steps = strings(&o, "/steps");
     let mut lines = vec![
         "# Appleseed runtime session report".to_string(),
         String::new(),
         format!("- Session: {}", or_na(r.get("session_id"))),
         format!("- Task: {}", or_na(r.get("task"))),
         format!("- Sources: {}", {
-            let src = list(r, "/sources");
+            let src = strings(r, "/sources");
             if src.is_empty() {
                 "n/a".to_string()
             } else {
@@ -357,9 +338,9 @@ pub fn render_session_markdown(r: &Value) -> String {
         String::new(),
         "## Selected skills".into(),
     ];
-    lines.extend(bullets(&list(r, "/selected_skill_ids")));
+    lines.extend(bullets(&strings(r, "/selected_skill_ids")));
     lines.extend([String::new(), "## Missing capabilities".into()]);
-    lines.extend(bullets(&list(r, "/missing_capabilities")));
+    lines.extend(bullets(&strings(r, "/missing_capabilities")));
     lines.extend([String::new(), "## Operator handoff".into()]);
     let h = r.get("operator_handoff").cloned().unwrap_or(Value::Null);
     lines.push(format!(
@@ -394,7 +375,7 @@ pub fn render_session_markdown(r: &Value) -> String {
         .collect();
     lines.extend(bullets(&sigs));
     lines.extend([String::new(), "## Promotion-risk notes".into()]);
-    lines.extend(bullets(&list(r, "/promotion_risk_notes")));
+    lines.extend(bullets(&strings(r, "/promotion_risk_notes")));
     lines.extend([
         String::new(),
         "## Evidence".into(),
@@ -677,7 +658,7 @@ pub fn render_inspection_markdown(r: &Value) -> String {
             "{orphans} projected feedback record(s) have no stored source envelope."
         ));
     }
-    for w in list(r, "/warnings") {
+    for w in strings(r, "/warnings") {
         lines.push(format!("warning: {w}"));
     }
     lines.join("\n") + "\n"
