@@ -22,3 +22,6 @@ pub use check::{is_run_id, is_task_id, parse_timestamp, semver_major};
 pub use signature::{sign, verify};
 pub use validate::{Kind, UnknownKind, validate};
 pub use verdict::{Code, Verdict, Violation};
+
+#[cfg(test)]
+mod test_support;

@@ -294,19 +294,8 @@ pub struct FeedResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::put;
     use serde_json::json;
-
-    /// Sets the value at a JSON pointer, creating the last key if needed.
-    fn put(doc: &mut Value, ptr: &str, v: Value) {
-        let (parent, key) = ptr.rsplit_once('/').unwrap();
-        match doc.pointer_mut(parent).unwrap() {
-            Value::Object(m) => {
-                m.insert(key.to_string(), v);
-            }
-            Value::Array(a) => a[key.parse::<usize>().unwrap()] = v,
-            _ => panic!("{ptr}"),
-        }
-    }
 
     fn body() -> Value {
         json!({

@@ -13,6 +13,7 @@ pub mod sqlite;
 mod staging;
 mod store;
 pub mod tail;
+mod writer_handle;
 
 use std::path::Path;
 use std::sync::Arc;

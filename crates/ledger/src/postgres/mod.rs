@@ -13,7 +13,7 @@ mod rows;
 mod schema;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +28,7 @@ use crate::event::{Appended, NewEvent, Query, Record};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
 use crate::staging::{self, Lookup, Staged};
 use crate::store::{Ledger, RebuildStats};
+use crate::writer_handle::{WriterHandle, parse_entries};
 
 const CHANNEL: &str = "garrison_events";
 /// Advisory lock key serialising appends across nodes.
@@ -52,8 +53,7 @@ enum Command {
 /// The PostgreSQL ledger.
 pub struct PgLedger {
     pool: PgPool,
-    commands: Mutex<Option<mpsc::UnboundedSender<Command>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: WriterHandle<mpsc::UnboundedSender<Command>>,
     listener: JoinHandle<()>,
     notify: broadcast::Sender<Arc<Record>>,
 }
@@ -94,20 +94,10 @@ impl PgLedger {
             .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(PgLedger {
             pool,
-            commands: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
+            writer: WriterHandle::new(tx, writer),
             listener,
             notify,
         })
-    }
-
-    fn send(&self, cmd: Command) -> Result<()> {
-        let guard = self.commands.lock().map_err(|_| LedgerError::Closed)?;
-        guard
-            .as_ref()
-            .ok_or(LedgerError::Closed)?
-            .send(cmd)
-            .map_err(|_| LedgerError::Closed)
     }
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
@@ -379,9 +369,9 @@ impl Ledger for PgLedger {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Append { events, reply })?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        self.writer
+            .request(|reply| Command::Append { events, reply })
+            .await
     }
 
     async fn read(&self, query: &Query) -> Result<Vec<Record>> {
@@ -418,16 +408,13 @@ impl Ledger for PgLedger {
 
     async fn dead_letters(&self, mailbox: &str, limit: usize) -> Result<Vec<Value>> {
         let raw = rows::dead_letters(&mut *self.conn().await?, mailbox, limit).await?;
-        Ok(raw
-            .iter()
-            .map(|e| serde_json::from_str(e))
-            .collect::<Result<_, _>>()?)
+        parse_entries(&raw)
     }
 
     async fn rebuild(&self) -> Result<RebuildStats> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Rebuild { reply })?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        self.writer
+            .request(|reply| Command::Rebuild { reply })
+            .await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
@@ -435,19 +422,7 @@ impl Ledger for PgLedger {
     }
 
     async fn close(&self) -> Result<()> {
-        drop(
-            self.commands
-                .lock()
-                .map_err(|_| LedgerError::Closed)?
-                .take(),
-        );
-        let handle = self.writer.lock().map_err(|_| LedgerError::Closed)?.take();
-        if let Some(h) = handle {
-            tokio::task::spawn_blocking(move || h.join())
-                .await
-                .map_err(|e| LedgerError::Storage(format!("writer join failed: {e}")))?
-                .map_err(|_| LedgerError::Storage("the writer thread panicked".into()))?;
-        }
+        self.writer.stop().await?;
         self.listener.abort();
         self.pool.close().await;
         Ok(())

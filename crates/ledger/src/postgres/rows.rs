@@ -168,32 +168,36 @@ pub(super) async fn stream_versions(
     Ok(rows.into_iter().collect())
 }
 
+/// The snapshots among `ids` in `table` (keyed by `key`), by id.
+async fn snapshots<T: serde::de::DeserializeOwned>(
+    c: &mut PgConnection,
+    table: &str,
+    key: &str,
+    ids: &[String],
+) -> Result<HashMap<String, T>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT {key}, data FROM {table} WHERE {key} = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|(id, data)| Ok((id, serde_json::from_str(&data)?)))
+        .collect()
+}
+
 pub(super) async fn run_snapshots(
     c: &mut PgConnection,
     ids: &[String],
 ) -> Result<HashMap<String, RunSnapshot>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT run_id, data FROM run_snapshots WHERE run_id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut *c)
-            .await?;
-    rows.into_iter()
-        .map(|(id, data)| Ok((id, serde_json::from_str(&data)?)))
-        .collect()
+    snapshots(c, "run_snapshots", "run_id", ids).await
 }
 
 pub(super) async fn order_snapshots(
     c: &mut PgConnection,
     ids: &[String],
 ) -> Result<HashMap<String, OrderSnapshot>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT order_id, data FROM order_snapshots WHERE order_id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut *c)
-            .await?;
-    rows.into_iter()
-        .map(|(id, data)| Ok((id, serde_json::from_str(&data)?)))
-        .collect()
+    snapshots(c, "order_snapshots", "order_id", ids).await
 }
 
 pub(super) async fn put_runs<'a>(

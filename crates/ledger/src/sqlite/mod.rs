@@ -22,12 +22,13 @@ use rusqlite::{Connection, OpenFlags};
 use std::sync::mpsc;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Query, Record};
 use crate::projection::{OrderSnapshot, RunSnapshot};
 use crate::store::{Ledger, RebuildStats};
+use crate::writer_handle::{WriterHandle, parse_entries};
 use writer::Command;
 
 /// Subscribers that fall further behind than this get `Lagged` and re-read.
@@ -35,8 +36,7 @@ const NOTIFY_CAPACITY: usize = 4096;
 
 /// The SQLite ledger. Cheap to share behind an `Arc`.
 pub struct SqliteLedger {
-    commands: Mutex<Option<mpsc::Sender<Command>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer: WriterHandle<mpsc::Sender<Command>>,
     readers: Arc<ReadPool>,
     notify: broadcast::Sender<Arc<Record>>,
     /// Held until `close` (or drop): one process per embedded ledger.
@@ -84,8 +84,7 @@ impl SqliteLedger {
             .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteLedger {
-            commands: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(handle)),
+            writer: WriterHandle::new(tx, handle),
             readers: Arc::new(ReadPool {
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
@@ -93,15 +92,6 @@ impl SqliteLedger {
             notify,
             lock: Mutex::new(Some(lock)),
         })
-    }
-
-    fn send(&self, cmd: Command) -> Result<()> {
-        let guard = self.commands.lock().map_err(|_| LedgerError::Closed)?;
-        guard
-            .as_ref()
-            .ok_or(LedgerError::Closed)?
-            .send(cmd)
-            .map_err(|_| LedgerError::Closed)
     }
 
     async fn read_with<R, F>(&self, f: F) -> Result<R>
@@ -155,9 +145,9 @@ impl Ledger for SqliteLedger {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Append { events, reply })?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        self.writer
+            .request(|reply| Command::Append { events, reply })
+            .await
     }
 
     async fn read(&self, query: &Query) -> Result<Vec<Record>> {
@@ -195,14 +185,16 @@ impl Ledger for SqliteLedger {
     }
 
     async fn push_dead_letter(&self, mailbox: &str, entry: Value, keep: usize) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::DeadLetter {
-            mailbox: mailbox.to_string(),
-            entry: entry.to_string(),
-            keep,
-            reply,
-        })?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        let entry = entry.to_string();
+        let mailbox = mailbox.to_string();
+        self.writer
+            .request(|reply| Command::DeadLetter {
+                mailbox,
+                entry,
+                keep,
+                reply,
+            })
+            .await
     }
 
     async fn dead_letters(&self, mailbox: &str, limit: usize) -> Result<Vec<Value>> {
@@ -210,16 +202,13 @@ impl Ledger for SqliteLedger {
         let raw = self
             .read_with(move |c| rows::dead_letters(c, &mailbox, limit))
             .await?;
-        Ok(raw
-            .iter()
-            .map(|e| serde_json::from_str(e))
-            .collect::<Result<_, _>>()?)
+        parse_entries(&raw)
     }
 
     async fn rebuild(&self) -> Result<RebuildStats> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Rebuild { reply })?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        self.writer
+            .request(|reply| Command::Rebuild { reply })
+            .await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
@@ -227,20 +216,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn close(&self) -> Result<()> {
-        // Dropping the sender lets the writer drain its queue and exit.
-        drop(
-            self.commands
-                .lock()
-                .map_err(|_| LedgerError::Closed)?
-                .take(),
-        );
-        let handle = self.writer.lock().map_err(|_| LedgerError::Closed)?.take();
-        if let Some(h) = handle {
-            tokio::task::spawn_blocking(move || h.join())
-                .await
-                .map_err(|e| LedgerError::Storage(format!("writer join failed: {e}")))?
-                .map_err(|_| LedgerError::Storage("the writer thread panicked".into()))?;
-        }
+        self.writer.stop().await?;
         // The store is consistent on disk now; let another process have it
         // even if this handle lingers (e.g. in a request still draining).
         drop(self.lock.lock().map_err(|_| LedgerError::Closed)?.take());
@@ -250,11 +226,6 @@ impl Ledger for SqliteLedger {
 
 impl Drop for SqliteLedger {
     fn drop(&mut self) {
-        if let Ok(mut c) = self.commands.lock() {
-            c.take();
-        }
-        if let Some(h) = self.writer.lock().ok().and_then(|mut w| w.take()) {
-            let _ = h.join();
-        }
+        self.writer.stop_blocking();
     }
 }
