@@ -10,6 +10,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use garrison_agent::UnitProfile;
+use garrison_services::orchestration::{Bootstrap, GateCommand, Retention};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 pub const CONFIG_FILE: &str = "garrison.toml";
 /// The milestone signing secret's variable, for ingest and outbox alike.
@@ -42,6 +48,34 @@ struct FileConfig {
     services: Option<String>,
     #[serde(default)]
     milestones: MilestonesConfig,
+    #[serde(default)]
+    orchestration: OrchestrationConfig,
+    /// `[profiles.NAME]`: unit profiles (merged over the built-in `llm`
+    /// from GARRISON_LLM_* and `noop`).
+    #[serde(default)]
+    profiles: BTreeMap<String, UnitProfile>,
+    /// `[gates] NAME = [{ name, command, timeout_secs? }]`: gate profiles.
+    #[serde(default)]
+    gates: BTreeMap<String, Vec<GateCommand>>,
+}
+
+/// `[orchestration]`: queue, leases, patrols, workers. Every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrchestrationConfig {
+    workers: Option<usize>,
+    lease_secs: Option<u64>,
+    max_retries: Option<u32>,
+    order_budget_secs: Option<u64>,
+    stuck_after_secs: Option<u64>,
+    patrol_interval_secs: Option<u64>,
+    sentinel_interval_secs: Option<u64>,
+    chat_wait_secs: Option<u64>,
+    default_theater: Option<String>,
+    default_profile: Option<String>,
+    planner_profile: Option<String>,
+    retention: Option<Retention>,
+    bootstrap: Option<Bootstrap>,
 }
 
 /// `[milestones]`: the ingest's bounds and the outbox's targets. Secrets are
@@ -119,6 +153,8 @@ pub struct Settings {
     pub milestones: garrison_server::MilestoneSettings,
     /// The milestone outbox's targets (secrets resolved by `serve`).
     pub outbox: OutboxSpec,
+    /// Orchestration: profiles, gates, queue and patrol settings.
+    pub orchestration: garrison_server::OrchestrationSettings,
 }
 
 impl Settings {
@@ -177,6 +213,8 @@ impl Settings {
         }
         let outbox = outbox_spec(&fc.milestones)?;
         let milestones = milestone_settings(fc.milestones)?;
+        let orchestration =
+            orchestration_settings(&data_dir, fc.orchestration, fc.profiles, fc.gates)?;
         Ok(Settings {
             data_dir,
             database_url,
@@ -186,6 +224,7 @@ impl Settings {
             api_token: std::env::var("GARRISON_API_TOKEN").ok(),
             milestones,
             outbox,
+            orchestration,
         })
     }
 
@@ -251,6 +290,68 @@ fn outbox_spec(c: &MilestonesConfig) -> Result<OutboxSpec> {
             .backoff_ms
             .map_or(d.backoff, std::time::Duration::from_millis),
     })
+}
+
+fn orchestration_settings(
+    data_dir: &Path,
+    c: OrchestrationConfig,
+    profiles: BTreeMap<String, UnitProfile>,
+    gates: BTreeMap<String, Vec<GateCommand>>,
+) -> Result<garrison_server::OrchestrationSettings> {
+    let mut s = garrison_server::OrchestrationSettings::new(data_dir);
+    let secs = |v: Option<u64>, d: Duration, key: &str| -> Result<Duration> {
+        match v {
+            Some(0) => bail!("[orchestration] {key} must be at least 1"),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(d),
+        }
+    };
+    s.lease = secs(c.lease_secs, s.lease, "lease_secs")?;
+    s.order_budget = secs(c.order_budget_secs, s.order_budget, "order_budget_secs")?;
+    s.stuck_after = secs(c.stuck_after_secs, s.stuck_after, "stuck_after_secs")?;
+    s.patrol_interval = secs(
+        c.patrol_interval_secs,
+        s.patrol_interval,
+        "patrol_interval_secs",
+    )?;
+    s.sentinel_interval = secs(
+        c.sentinel_interval_secs,
+        s.sentinel_interval,
+        "sentinel_interval_secs",
+    )?;
+    s.chat_wait = secs(c.chat_wait_secs, s.chat_wait, "chat_wait_secs")?;
+    if let Some(w) = c.workers {
+        s.workers = w;
+    }
+    if let Some(r) = c.max_retries {
+        s.max_retries = r;
+    }
+    if let Some(t) = c.default_theater {
+        s.default_theater = t;
+    }
+    if let Some(r) = c.retention {
+        s.retention = r;
+    }
+    if let Some(b) = c.bootstrap {
+        s.bootstrap = b;
+    }
+    s.profiles.extend(profiles);
+    for (name, list) in gates {
+        if list.iter().any(|g| g.command.is_empty()) {
+            bail!("[gates] {name}: every gate needs a non-empty `command`");
+        }
+        s.gates.insert(name, list);
+    }
+    if let Some(p) = c.default_profile {
+        s.default_profile = p;
+    }
+    if let Some(p) = c.planner_profile {
+        if !s.profiles.contains_key(&p) {
+            bail!("[orchestration] planner_profile `{p}` is not a configured profile");
+        }
+        s.planner_profile = Some(p);
+    }
+    Ok(s)
 }
 
 /// `--data-dir`, else `$GARRISON_HOME`, else `./.garrison`.

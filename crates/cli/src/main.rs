@@ -2,14 +2,19 @@
 
 mod appleseed;
 mod config;
+mod demo;
 mod events;
 mod ledger;
 mod local;
 mod milestones;
 mod pending;
+mod progress;
+mod run;
 mod runs;
 mod serve;
+mod summary;
 mod validate;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -37,7 +42,10 @@ flags, then GARRISON_* variables, then <data-dir>/garrison.toml (or --config).
 Log level: RUST_LOG (e.g. RUST_LOG=debug); logs go to stderr.
 
 Examples:
-  garrison serve                                   # ledger + API on 127.0.0.1:7878
+  garrison demo --exit                             # the offline end-to-end demo
+  garrison run \"Add a CONTRIBUTING.md\" --repo .   # one run with live progress
+  garrison serve                                   # all services + API on 127.0.0.1:7878
+  garrison worker --server http://127.0.0.1:7878   # a remote worker
   garrison validate assignment packet.json         # one JSON verdict; exit 0 iff allowed
   garrison events tail --follow --server http://127.0.0.1:7878
   garrison runs show 01JH…
@@ -68,12 +76,12 @@ enum Command {
     /// Inspect runs
     #[command(subcommand)]
     Runs(runs::RunsCmd),
-    /// The offline end-to-end demo on the embedded store (not yet available)
-    Demo(pending::DemoArgs),
-    /// One run from the terminal with live progress (not yet available)
-    Run(pending::RunArgs),
-    /// A remote worker that claims jobs over HTTP (not yet available)
-    Worker(pending::WorkerArgs),
+    /// The offline end-to-end demo on the embedded store
+    Demo(demo::DemoArgs),
+    /// One run from the terminal with live progress
+    Run(run::RunArgs),
+    /// A remote worker that claims jobs over HTTP
+    Worker(worker::WorkerArgs),
     /// Appleseed: runtime event ingest, openclaw-import, inspect, report, governance
     #[command(subcommand)]
     Appleseed(appleseed::AppleseedCmd),
@@ -104,9 +112,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(cmd) => ledger::run(g, cmd),
         Command::Events(cmd) => events::run(g, cmd),
         Command::Runs(cmd) => runs::run(g, cmd),
-        Command::Demo(_) => Ok(pending::unavailable("demo", "demo")),
-        Command::Run(_) => Ok(pending::unavailable("run", "run")),
-        Command::Worker(_) => Ok(pending::unavailable("worker", "worker")),
+        Command::Demo(args) => demo::run(g, args),
+        Command::Run(args) => run::run(g, args),
+        Command::Worker(args) => worker::run(g, args),
         Command::Appleseed(cmd) => appleseed::run(g, cmd),
         Command::Milestones(cmd) => milestones::run(g, cmd),
         Command::Jobs(_) => Ok(pending::unavailable("jobs", "scheduler")),

@@ -5,39 +5,9 @@
 // The arguments are parsed so the interface is already fixed; nothing reads them yet.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Stop after printing the summary instead of serving the dashboard
-    #[arg(long)]
-    pub exit: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// What the run should achieve
-    pub objective: String,
-    /// Theater repository to work in
-    #[arg(long, value_name = "PATH")]
-    pub repo: Option<PathBuf>,
-    /// Plan file (JSON or TOML) instead of asking the planner
-    #[arg(long, value_name = "FILE")]
-    pub plan: Option<PathBuf>,
-    /// Unit profile for the orders
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    /// Server to claim jobs from (http://HOST:PORT)
-    #[arg(long, value_name = "URL")]
-    pub server: String,
-}
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {

@@ -12,18 +12,30 @@ use crate::config::{Global, Settings};
 const SERVICES: &[(&str, bool)] = &[
     ("all", true),
     ("ledger", true),
-    ("gateway", false),
-    ("co", false),
-    ("vault", false),
-    ("worker", false),
-    ("observer", false),
-    ("integration", false),
-    ("duty", false),
-    ("sentinel", false),
+    ("gateway", true),
+    ("co", true),
+    ("vault", true),
+    ("worker", true),
+    ("observer", true),
+    ("integration", true),
+    ("duty", true),
+    ("sentinel", true),
     ("learning", false),
     ("milestones", true),
     ("scheduler", false),
     ("v1", false),
+];
+
+/// The services that make up the orchestration block.
+const ORCHESTRATION: &[&str] = &[
+    "gateway",
+    "co",
+    "vault",
+    "worker",
+    "observer",
+    "integration",
+    "duty",
+    "sentinel",
 ];
 
 /// A known service name (clap rejects the rest with its usual error).
@@ -94,7 +106,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if !missing.is_empty() {
         for s in missing {
             eprintln!(
-                "garrison: service `{s}` is not yet available in this build (available: ledger, milestones, all)"
+                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones and the orchestration services)"
             );
         }
         return Ok(ExitCode::from(2));
@@ -115,6 +127,12 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     config.body_limit = settings.body_limit;
     config.milestones = settings.milestones;
     config.outbox = outbox;
+    // The orchestration services run as one block: naming any of them runs all.
+    let runs_orchestration = services.is_empty()
+        || services
+            .iter()
+            .any(|s| ORCHESTRATION.contains(&s.as_str()) || s == "all");
+    config.orchestration = runs_orchestration.then_some(settings.orchestration);
     let runtime = crate::runtime()?;
     runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
     Ok(ExitCode::SUCCESS)

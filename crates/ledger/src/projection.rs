@@ -53,6 +53,9 @@ pub struct OrderSnapshot {
     pub aar: Option<Value>,
     /// Merge commit from INTEGRATED.
     pub commit_sha: Option<String>,
+    /// The latest integration event (`INTEGRATION_READY` … `INTEGRATED`), if any.
+    #[serde(default)]
+    pub integration: Option<EventType>,
     /// Reason attached to the latest BLOCKED/FAILED/CANCELLED event.
     pub reason: Option<String>,
     pub last_event_type: EventType,
@@ -208,6 +211,7 @@ fn apply_order(
             artifacts: Vec::new(),
             aar: None,
             commit_sha: None,
+            integration: None,
             reason: None,
             last_event_type: rec.event_type,
             created_seq: rec.seq,
@@ -280,7 +284,12 @@ fn apply_order(
             if let Some(sha) = str_field(&rec.payload, "commit_sha") {
                 o.commit_sha = Some(sha);
             }
+            o.integration = Some(rec.event_type);
         }
+        EventType::IntegrationReady
+        | EventType::IntegrationStarted
+        | EventType::IntegrationPassed
+        | EventType::IntegrationFailed => o.integration = Some(rec.event_type),
         _ => {}
     }
     o.last_event_type = rec.event_type;

@@ -11,6 +11,7 @@ pub mod events_api;
 pub mod ironclaw;
 pub mod ledger_routes;
 pub mod milestones;
+pub mod orchestration;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
 pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
+pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
 pub use milestones::MilestoneSettings;
 
 /// Default request body limit: 1 MiB.
@@ -44,6 +46,9 @@ pub struct AppState {
     /// The data dir; Appleseed state lives in its `appleseed/`. `None`: the
     /// Appleseed routes answer 500.
     pub data_dir: Option<Arc<PathBuf>>,
+    /// The orchestration services; `None` on a node that does not run them
+    /// (their routes answer 503).
+    pub orchestrator: Option<Arc<Orchestrator>>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -57,8 +62,15 @@ impl AppState {
             token,
             milestones: Arc::new(MilestoneSettings::default()),
             data_dir: None,
+            orchestrator: None,
             shutdown: None,
         }
+    }
+
+    /// The same state with the orchestration services.
+    pub fn with_orchestrator(mut self, orchestrator: Arc<Orchestrator>) -> Self {
+        self.orchestrator = Some(orchestrator);
+        self
     }
 
     /// The same state with this data dir (for the Appleseed routes).
@@ -96,6 +108,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(events_api::routes())
         .merge(milestones::read_routes())
         .merge(appleseed::routes())
+        .merge(orchestration::routes())
         .fallback(ironclaw::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit));
     // The milestone ingest enforces its own (smaller) limit so an oversized
@@ -129,6 +142,9 @@ pub struct ServeConfig {
     pub outbox: OutboxConfig,
     /// How long shutdown waits for in-flight requests before dropping them.
     pub drain_timeout: Duration,
+    /// The orchestration services (CO, queue, workers, patrols); `None`
+    /// leaves them off this node.
+    pub orchestration: Option<OrchestrationSettings>,
 }
 
 impl ServeConfig {
@@ -142,6 +158,7 @@ impl ServeConfig {
             milestones: MilestoneSettings::default(),
             outbox: OutboxConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            orchestration: None,
         }
     }
 }
@@ -150,6 +167,8 @@ impl ServeConfig {
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub addr: SocketAddr,
+    /// The orchestration services when this node runs them.
+    pub orchestrator: Option<Arc<Orchestrator>>,
     pub token_source: TokenSource,
     pub backend: &'static str,
 }
@@ -172,6 +191,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start orchestration: {0}")]
+    Orchestration(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -231,11 +252,27 @@ async fn run(
             }
         })
     });
+    let orchestrator = match config.orchestration.clone() {
+        Some(settings) => {
+            let orch = Orchestrator::new(ledger.clone(), settings);
+            let restored = orch
+                .restore()
+                .await
+                .map_err(|e| ServeError::Orchestration(e.to_string()))?;
+            tracing::info!(?restored, "orchestration restored from the ledger");
+            Some(orch)
+        }
+        None => None,
+    };
+    let workers = orchestrator
+        .clone()
+        .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
     let state = AppState {
         ledger,
         token,
         milestones: Arc::new(config.milestones.clone()),
         data_dir: Some(Arc::new(config.data_dir.clone())),
+        orchestrator: orchestrator.clone(),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);
@@ -245,6 +282,7 @@ async fn run(
     });
     on_ready(&Ready {
         addr: bound,
+        orchestrator,
         token_source,
         backend,
     });
@@ -278,6 +316,19 @@ async fn run(
         && let Err(e) = outbox.await
     {
         tracing::error!(error = %e, "milestone outbox panicked");
+    }
+    // Workers get the drain timeout to finish the attempt in hand (so its
+    // report is appended before the ledger closes); one still running after
+    // that is dropped, and its lease lapses into a reissue on the next start.
+    for mut w in workers.into_iter().flatten() {
+        match tokio::time::timeout(config.drain_timeout, &mut w).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "worker task panicked"),
+            Ok(Ok(())) => {}
+            Err(_) => {
+                tracing::warn!("a unit was still running at shutdown; its order will be reissued");
+                w.abort();
+            }
+        }
     }
     result
 }

@@ -9,3 +9,4 @@
 pub mod appleseed;
 pub mod http_client;
 pub mod milestones;
+pub mod orchestration;

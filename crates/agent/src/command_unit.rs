@@ -1,0 +1,186 @@
+//! `command` units: an external program (a coding-agent CLI or a script) run
+//! in the worktree, its whole process group bounded by the unit budget.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+
+use garrison_contracts::ironclaw::artifacts::AarModel;
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use crate::artifacts::{collect_artifacts, ensure_outputs_dir};
+use crate::capture::Captured;
+use crate::process_group::{self, Exit};
+use crate::unit::{PromptMode, UnitError, UnitJob, UnitOutcome, UnitReport};
+
+/// Most bytes kept of each of stdout and stderr.
+pub const OUTPUT_CAP_BYTES: usize = 1024 * 1024;
+/// Where the captured streams are written, relative to the workspace.
+pub const STDOUT_FILE: &str = "outputs/stdout.txt";
+pub const STDERR_FILE: &str = "outputs/stderr.txt";
+
+/// Runs `program args` in `job.workspace`.
+///
+/// Environment: the worker's own, minus every `GARRISON_*` variable (the
+/// control plane's config and secrets), plus the profile's `env`, plus
+/// `job.env` last so the order's identity cannot be overridden by config.
+/// Exit 0 is `Succeeded`, another code `Failed`, death by a signal `Killed`,
+/// an exhausted budget `TimedOut` (the whole process group is killed). Any
+/// process left in the group after the program exits is killed too.
+pub async fn run(
+    program: &str,
+    args: &[String],
+    prompt_mode: PromptMode,
+    env: &BTreeMap<String, String>,
+    job: &UnitJob,
+) -> Result<UnitReport, UnitError> {
+    let deadline = Instant::now() + job.budget;
+    let workspace_error = |reason: String| UnitError::Workspace {
+        path: job.workspace.clone(),
+        reason,
+    };
+    // Programs write their deliverables here, so it exists before they start.
+    ensure_outputs_dir(&job.workspace).map_err(|e| workspace_error(e.to_string()))?;
+
+    let mut notes = Vec::new();
+    let (args, stdin): (Vec<String>, _) = match prompt_mode {
+        PromptMode::Stdin => (args.to_vec(), Some(job.prompt.clone().into_bytes())),
+        PromptMode::Argv => {
+            if !args.iter().any(|a| a.contains("{prompt}")) {
+                notes.push("prompt mode is argv but no argument contains {prompt}: the prompt was not passed".into());
+            }
+            let args = args
+                .iter()
+                .map(|a| a.replace("{prompt}", &job.prompt))
+                .collect();
+            (args, None)
+        }
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&args).current_dir(&job.workspace);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GARRISON_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.envs(env).envs(job.env.iter().map(|(k, v)| (k, v)));
+
+    let running = process_group::spawn(cmd, stdin, OUTPUT_CAP_BYTES).map_err(|source| {
+        UnitError::SpawnFailed {
+            program: program.to_string(),
+            source,
+        }
+    })?;
+    let finished = running.finish(deadline).await;
+
+    for (name, captured) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
+        if captured.truncated {
+            notes.push(format!(
+                "{name} truncated: kept {} of {} bytes",
+                captured.bytes.len(),
+                captured.total
+            ));
+        }
+    }
+    if finished.capture_cut {
+        notes.push(
+            "output capture stopped early: a process outside the unit's group kept a pipe open"
+                .into(),
+        );
+    }
+    for (file, captured) in [
+        (STDOUT_FILE, &finished.stdout),
+        (STDERR_FILE, &finished.stderr),
+    ] {
+        if let Err(e) = tokio::fs::write(job.workspace.join(file), &captured.bytes).await {
+            notes.push(format!("could not write {file}: {e}"));
+        }
+    }
+
+    let first_output = first_line(&finished.stdout).or_else(|| first_line(&finished.stderr));
+    let (outcome, status) = match finished.exit {
+        Exit::Status(status) => match (status.code(), status.signal()) {
+            (Some(0), _) => (UnitOutcome::Succeeded, "exit status 0".to_string()),
+            (Some(code), _) => {
+                let mut reason = format!("exit status {code}");
+                if let Some(line) = last_line(&finished.stderr) {
+                    reason = format!("{reason}: {line}");
+                }
+                (
+                    UnitOutcome::Failed { reason },
+                    format!("exit status {code}"),
+                )
+            }
+            (None, Some(signal)) => (
+                UnitOutcome::Killed { signal },
+                format!("killed by signal {signal}"),
+            ),
+            (None, None) => (
+                UnitOutcome::Failed {
+                    reason: "ended without an exit status".into(),
+                },
+                "ended without an exit status".into(),
+            ),
+        },
+        Exit::TimedOut => (
+            UnitOutcome::TimedOut,
+            format!("timed out after {:.1}s", job.budget.as_secs_f64()),
+        ),
+        Exit::WaitFailed(e) => {
+            let reason = format!("waiting for the program failed: {e}");
+            (
+                UnitOutcome::Failed {
+                    reason: reason.clone(),
+                },
+                reason,
+            )
+        }
+    };
+    let summary = match first_output {
+        Some(line) => format!("{status}: {line}"),
+        None => format!("{status} (no output)"),
+    };
+    let artifacts = collect_artifacts(&job.workspace).unwrap_or_else(|e| {
+        notes.push(format!("could not list outputs/: {e}"));
+        Vec::new()
+    });
+    Ok(UnitReport {
+        outcome,
+        summary,
+        artifacts,
+        model: AarModel {
+            provider: "command".into(),
+            name: program.to_string(),
+            temperature: None,
+        },
+        notes,
+        tool_calls: 0,
+    })
+}
+
+/// Longest line quoted into a summary or reason.
+const LINE_CHARS: usize = 200;
+
+fn first_line(c: &Captured) -> Option<String> {
+    let text = c.text();
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(clip)
+}
+
+fn last_line(c: &Captured) -> Option<String> {
+    let text = c.text();
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(clip)
+}
+
+fn clip(line: &str) -> String {
+    let mut s: String = line.chars().take(LINE_CHARS).collect();
+    if s.len() < line.len() {
+        s.push('…');
+    }
+    s
+}

@@ -1,0 +1,427 @@
+//! Unit profiles and running one unit for one order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use garrison_contracts::ironclaw::artifacts::{AarModel, ArtifactRef};
+use serde::{Deserialize, Serialize};
+
+use crate::command_unit;
+use crate::model::ModelError;
+use crate::openai::OpenAiClient;
+use crate::scripted::{ScriptError, ScriptedModel};
+use crate::tool_loop::{LoopSettings, run_tool_loop};
+use crate::tools::ToolRuntime;
+
+/// Model turns an `llm` unit gets when its profile says nothing.
+pub const DEFAULT_MAX_TURNS: u32 = 24;
+/// Where an `llm` profile's API key comes from unless it names another variable.
+pub const DEFAULT_API_KEY_ENV: &str = "GARRISON_LLM_API_KEY";
+/// Endpoint of the default `llm` profile (OpenAI-style, including `/v1`).
+pub const BASE_URL_ENV: &str = "GARRISON_LLM_BASE_URL";
+/// Model of the default `llm` profile.
+pub const MODEL_ENV: &str = "GARRISON_LLM_MODEL";
+
+fn default_max_turns() -> u32 {
+    DEFAULT_MAX_TURNS
+}
+
+/// A unit profile (config `[profiles.NAME]`), tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UnitProfile {
+    /// OpenAI-compatible chat-completions tool loop. The API key is never in
+    /// config files: it is read from `api_key_env` (default
+    /// `GARRISON_LLM_API_KEY`).
+    Llm {
+        base_url: String,
+        model: String,
+        #[serde(default)]
+        api_key_env: Option<String>,
+        #[serde(default)]
+        temperature: Option<f64>,
+        #[serde(default = "default_max_turns")]
+        max_turns: u32,
+    },
+    /// External program run in the worktree, the prompt on stdin or in argv.
+    Command {
+        program: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        prompt: PromptMode,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+    },
+    /// Replays recorded assistant turns from a JSON file through the same
+    /// tool loop as `llm` (tests, offline demo).
+    Scripted { script: PathBuf },
+    /// Does nothing and succeeds (queue benchmarks, smoke tests); writes no files.
+    Noop,
+}
+
+/// How a command unit receives its prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptMode {
+    /// Written to stdin, which is then closed.
+    #[default]
+    Stdin,
+    /// Every `{prompt}` in `args` is replaced by the prompt.
+    Argv,
+}
+
+impl UnitProfile {
+    /// The default `llm` profile from `GARRISON_LLM_BASE_URL` and
+    /// `GARRISON_LLM_MODEL`; `None` when either is unset or empty.
+    pub fn llm_from_env() -> Option<UnitProfile> {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Some(UnitProfile::Llm {
+            base_url: var(BASE_URL_ENV)?,
+            model: var(MODEL_ENV)?,
+            api_key_env: None,
+            temperature: None,
+            max_turns: DEFAULT_MAX_TURNS,
+        })
+    }
+
+    /// `model` for `aar.json`.
+    pub fn aar_model(&self) -> AarModel {
+        let (provider, name, temperature) = match self {
+            UnitProfile::Llm {
+                base_url,
+                model,
+                temperature,
+                ..
+            } => {
+                let host = reqwest::Url::parse(base_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_else(|| base_url.clone());
+                (host, model.clone(), *temperature)
+            }
+            UnitProfile::Command { program, .. } => ("command".into(), program.clone(), None),
+            UnitProfile::Scripted { script } => {
+                let name = script
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| script.display().to_string());
+                ("scripted".into(), name, None)
+            }
+            UnitProfile::Noop => ("noop".into(), "noop".into(), None),
+        };
+        AarModel {
+            provider,
+            name,
+            temperature,
+        }
+    }
+
+    /// Checks what can be checked without running anything.
+    pub fn validate(&self) -> Result<(), UnitError> {
+        let invalid = |msg: String| Err(UnitError::ProfileInvalid(msg));
+        match self {
+            UnitProfile::Llm {
+                base_url,
+                model,
+                api_key_env,
+                temperature,
+                max_turns,
+            } => {
+                match reqwest::Url::parse(base_url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => return invalid(format!("base_url `{base_url}` is not an http(s) URL")),
+                }
+                if model.trim().is_empty() {
+                    return invalid("model is empty".into());
+                }
+                if api_key_env.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                    return invalid("api_key_env is empty".into());
+                }
+                if temperature.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+                    return invalid("temperature must be a non-negative number".into());
+                }
+                if *max_turns == 0 {
+                    return invalid("max_turns must be at least 1".into());
+                }
+            }
+            UnitProfile::Command { program, .. } => {
+                if program.trim().is_empty() {
+                    return invalid("program is empty".into());
+                }
+            }
+            UnitProfile::Scripted { script } => {
+                if script.as_os_str().is_empty() {
+                    return invalid("script is empty".into());
+                }
+            }
+            UnitProfile::Noop => {}
+        }
+        Ok(())
+    }
+}
+
+/// One order's work for a unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitJob {
+    /// The order's worktree; everything the unit does happens inside it.
+    pub workspace: PathBuf,
+    /// Objective plus context, as the worker composed it.
+    pub prompt: String,
+    /// Wall-clock budget for the whole unit.
+    pub budget: Duration,
+    /// Extra environment for command units (`GARRISON_ORDER_ID`, `GARRISON_ATTEMPT`, …).
+    pub env: Vec<(String, String)>,
+    /// Copied into every tool request envelope.
+    pub run_id: String,
+    pub agent_id: String,
+}
+
+/// How a unit ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum UnitOutcome {
+    Succeeded,
+    Failed {
+        reason: String,
+    },
+    TimedOut,
+    /// The unit process died from a signal (e.g. SIGKILL): the attempt is
+    /// lost, not failed.
+    Killed {
+        signal: i32,
+    },
+}
+
+/// What a unit did, for the worker's events and `aar.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitReport {
+    pub outcome: UnitOutcome,
+    /// The model's final text, or for command units one line: exit status
+    /// plus the first output line.
+    pub summary: String,
+    /// Every file under `<workspace>/outputs/` after the unit, sorted,
+    /// worktree-relative (`outputs/x.txt`).
+    pub artifacts: Vec<ArtifactRef>,
+    pub model: AarModel,
+    pub notes: Vec<String>,
+    pub tool_calls: u32,
+}
+
+/// A unit that could not start. A unit that ran and failed is
+/// `Ok(UnitReport { outcome: Failed, .. })`, not this; only
+/// [`complete_text`](crate::complete_text) reports a failed model call as
+/// [`UnitError::Model`].
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    #[error("invalid unit profile: {0}")]
+    ProfileInvalid(String),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error("workspace {}: {reason}", path.display())]
+    Workspace { path: PathBuf, reason: String },
+    #[error("cannot start `{program}`: {source}")]
+    SpawnFailed {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("model provider unavailable: {0}")]
+    ModelUnavailable(String),
+    #[error("model call failed: {0}")]
+    Model(#[from] ModelError),
+}
+
+impl UnitError {
+    /// A stable code for events and error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            // The script is the scripted profile's content.
+            UnitError::ProfileInvalid(_) | UnitError::Script(_) => "PROFILE_INVALID",
+            UnitError::Workspace { .. } => "WORKSPACE_INVALID",
+            UnitError::SpawnFailed { .. } => "SPAWN_FAILED",
+            UnitError::ModelUnavailable(_) | UnitError::Model(_) => "MODEL_UNAVAILABLE",
+        }
+    }
+}
+
+/// Runs `job` with `profile` and reports what happened.
+pub async fn run_unit(profile: &UnitProfile, job: &UnitJob) -> Result<UnitReport, UnitError> {
+    profile.validate()?;
+    check_workspace(&job.workspace)?;
+    match profile {
+        UnitProfile::Noop => Ok(UnitReport {
+            outcome: UnitOutcome::Succeeded,
+            summary: "noop".into(),
+            artifacts: Vec::new(),
+            model: profile.aar_model(),
+            notes: Vec::new(),
+            tool_calls: 0,
+        }),
+        UnitProfile::Command {
+            program,
+            args,
+            prompt,
+            env,
+        } => command_unit::run(program, args, *prompt, env, job).await,
+        UnitProfile::Scripted { script } => {
+            let mut model = ScriptedModel::load(script)?;
+            let settings = LoopSettings {
+                // Every recorded turn gets played, however long the script.
+                max_turns: DEFAULT_MAX_TURNS
+                    .max(u32::try_from(model.recorded_turns()).unwrap_or(u32::MAX)),
+                temperature: None,
+                model: profile.aar_model(),
+            };
+            let tools = ToolRuntime::new(&job.workspace);
+            Ok(run_tool_loop(&mut model, &tools, job, &settings).await)
+        }
+        UnitProfile::Llm {
+            base_url,
+            model,
+            api_key_env,
+            temperature,
+            max_turns,
+        } => {
+            let api_key = resolve_api_key(api_key_env.as_deref())?;
+            let mut client = OpenAiClient::new(base_url, api_key, model)
+                .map_err(|e| UnitError::ModelUnavailable(e.to_string()))?;
+            let settings = LoopSettings {
+                max_turns: *max_turns,
+                temperature: *temperature,
+                model: profile.aar_model(),
+            };
+            let tools = ToolRuntime::new(&job.workspace);
+            Ok(run_tool_loop(&mut client, &tools, job, &settings).await)
+        }
+    }
+}
+
+/// A variable named in the profile must be set; the default one may be
+/// unset, for local endpoints that take no key.
+pub(crate) fn resolve_api_key(named: Option<&str>) -> Result<Option<String>, UnitError> {
+    let read = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    match named {
+        Some(var) => read(var).map(Some).ok_or_else(|| {
+            UnitError::ModelUnavailable(format!("API key variable {var} is not set"))
+        }),
+        None => Ok(read(DEFAULT_API_KEY_ENV)),
+    }
+}
+
+fn check_workspace(path: &Path) -> Result<(), UnitError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(UnitError::Workspace {
+            path: path.to_path_buf(),
+            reason: "not a directory".into(),
+        }),
+        Err(e) => Err(UnitError::Workspace {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn profiles_from_config_shapes() {
+        let p: UnitProfile = serde_json::from_value(json!({
+            "kind": "llm", "base_url": "https://api.example.com/v1", "model": "gpt-x"
+        }))
+        .unwrap();
+        assert_eq!(
+            p,
+            UnitProfile::Llm {
+                base_url: "https://api.example.com/v1".into(),
+                model: "gpt-x".into(),
+                api_key_env: None,
+                temperature: None,
+                max_turns: 24
+            }
+        );
+        assert_eq!(
+            p.aar_model(),
+            AarModel {
+                provider: "api.example.com".into(),
+                name: "gpt-x".into(),
+                temperature: None
+            }
+        );
+        let c: UnitProfile = serde_json::from_value(json!({
+            "kind": "command", "program": "codex", "prompt": "argv", "args": ["exec", "{prompt}"]
+        }))
+        .unwrap();
+        assert!(matches!(
+            &c,
+            UnitProfile::Command { prompt: PromptMode::Argv, env, .. } if env.is_empty()
+        ));
+        assert_eq!(c.aar_model().provider, "command");
+        let s: UnitProfile =
+            serde_json::from_value(json!({"kind": "scripted", "script": "/x/demo.json"})).unwrap();
+        assert_eq!(s.aar_model().name, "demo.json");
+        let n: UnitProfile = serde_json::from_value(json!({"kind": "noop"})).unwrap();
+        assert_eq!(n.aar_model().provider, "noop");
+        assert!(serde_json::from_value::<UnitProfile>(json!({"kind": "magic"})).is_err());
+        assert!(
+            serde_json::from_value::<UnitProfile>(
+                json!({"kind": "command", "program": "x", "prompt": "file"})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn validation() {
+        let llm = |base: &str, model: &str, turns: u32| UnitProfile::Llm {
+            base_url: base.into(),
+            model: model.into(),
+            api_key_env: None,
+            temperature: Some(0.2),
+            max_turns: turns,
+        };
+        llm("http://127.0.0.1:8080/v1", "m", 1).validate().unwrap();
+        for bad in [
+            llm("ftp://x/v1", "m", 1),
+            llm("not a url", "m", 1),
+            llm("http://x/v1", " ", 1),
+            llm("http://x/v1", "m", 0),
+        ] {
+            assert_eq!(
+                bad.validate().unwrap_err().code(),
+                "PROFILE_INVALID",
+                "{bad:?}"
+            );
+        }
+        let cmd = UnitProfile::Command {
+            program: "".into(),
+            args: vec![],
+            prompt: PromptMode::Stdin,
+            env: BTreeMap::new(),
+        };
+        assert!(cmd.validate().is_err());
+    }
+
+    #[test]
+    fn outcome_wire_shape() {
+        assert_eq!(
+            serde_json::to_value(UnitOutcome::Killed { signal: 9 }).unwrap(),
+            json!({"outcome": "killed", "signal": 9})
+        );
+        assert_eq!(
+            serde_json::to_value(UnitOutcome::TimedOut).unwrap(),
+            json!({"outcome": "timed_out"})
+        );
+    }
+
+    #[test]
+    fn named_key_variable_must_be_set() {
+        let e = resolve_api_key(Some("GARRISON_TEST_SURELY_UNSET_KEY_VAR")).unwrap_err();
+        assert_eq!(e.code(), "MODEL_UNAVAILABLE");
+        assert!(resolve_api_key(Some("PATH")).unwrap().is_some());
+    }
+}

@@ -1,0 +1,407 @@
+//! The chat-completions client and the tool loop against a local server
+//! speaking the real wire format.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use garrison_agent::tool_loop::{LoopSettings, run_tool_loop};
+use garrison_agent::{OpenAiClient, ToolRuntime, UnitJob, UnitOutcome, UnitProfile, run_unit};
+use garrison_contracts::ironclaw::artifacts::AarModel;
+use serde_json::{Value, json};
+
+/// A canned answer: status, extra headers, body.
+type Canned = (u16, Vec<(&'static str, &'static str)>, Value);
+
+#[derive(Default)]
+struct Script {
+    answers: Mutex<VecDeque<Canned>>,
+    seen: Mutex<Vec<(HeaderMap, Value)>>,
+}
+
+async fn completions(
+    State(script): State<Arc<Script>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    script.seen.lock().unwrap().push((headers, body));
+    let Some((status, extra, body)) = script.answers.lock().unwrap().pop_front() else {
+        return (StatusCode::BAD_REQUEST, "no more canned answers").into_response();
+    };
+    let mut headers = HeaderMap::new();
+    for (k, v) in extra {
+        headers.insert(k, HeaderValue::from_static(v));
+    }
+    (StatusCode::from_u16(status).unwrap(), headers, Json(body)).into_response()
+}
+
+/// Serves `answers` in order on 127.0.0.1; returns the `/v1` base URL.
+async fn serve(answers: Vec<Canned>) -> (String, Arc<Script>) {
+    let script = Arc::new(Script {
+        answers: Mutex::new(answers.into()),
+        seen: Mutex::default(),
+    });
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1/"), script)
+}
+
+fn completion(message: Value) -> Canned {
+    let finish = if message.get("tool_calls").is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    (
+        200,
+        vec![],
+        json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "test-model",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        }),
+    )
+}
+
+fn tool_call(id: &str, name: &str, arguments: &str) -> Value {
+    json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+}
+
+fn job(workspace: &Path) -> UnitJob {
+    UnitJob {
+        workspace: workspace.to_path_buf(),
+        prompt: "Write a greeting to notes/hello.md".into(),
+        budget: Duration::from_secs(30),
+        env: vec![],
+        run_id: "run_1".into(),
+        agent_id: "agent_default".into(),
+    }
+}
+
+fn settings() -> LoopSettings {
+    LoopSettings {
+        max_turns: 8,
+        temperature: Some(0.0),
+        model: AarModel {
+            provider: "127.0.0.1".into(),
+            name: "test-model".into(),
+            temperature: Some(0.0),
+        },
+    }
+}
+
+fn tool_messages(body: &Value) -> Vec<Value> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn tool_call_round_trip_with_retry() {
+    let (base, script) = serve(vec![
+        (
+            429,
+            vec![("retry-after", "0")],
+            json!({"error": {"message": "slow down", "type": "rate_limit"}}),
+        ),
+        completion(json!({"role": "assistant", "content": null, "tool_calls": [
+            tool_call("call_1", "fs_write", r#"{"path":"notes/hello.md","content":"hello\n"}"#)
+        ]})),
+        completion(json!({"role": "assistant", "content": "Wrote notes/hello.md."})),
+    ])
+    .await;
+    let ws = tempfile::tempdir().unwrap();
+    let mut client = OpenAiClient::new(&base, Some("sk-test".into()), "test-model")
+        .unwrap()
+        .with_backoff_base(Duration::from_millis(1));
+    let report = run_tool_loop(
+        &mut client,
+        &ToolRuntime::new(ws.path()),
+        &job(ws.path()),
+        &settings(),
+    )
+    .await;
+
+    assert_eq!(report.outcome, UnitOutcome::Succeeded, "{report:?}");
+    assert_eq!(report.summary, "Wrote notes/hello.md.");
+    assert_eq!(report.tool_calls, 1);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("notes/hello.md")).unwrap(),
+        "hello\n"
+    );
+    let paths: Vec<_> = report.artifacts.iter().map(|a| a.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["outputs/model_output.txt", "outputs/transcript.json"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("outputs/model_output.txt")).unwrap(),
+        "Wrote notes/hello.md."
+    );
+    let transcript: Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.path().join("outputs/transcript.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(transcript.as_array().unwrap().len(), 5);
+
+    let seen = script.seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "one 429, retried, then two turns");
+    assert_eq!(seen[0].1, seen[1].1, "the retry resends the same request");
+    for (headers, body) in seen.iter() {
+        assert_eq!(headers["authorization"], "Bearer sk-test");
+        assert_eq!(body["model"], "test-model");
+        assert_eq!(body["tool_choice"], "auto");
+        assert_eq!(body["temperature"], 0.0);
+        let names: Vec<_> = body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                assert_eq!(t["type"], "function");
+                t["function"]["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["fs_read", "fs_write", "fs_list", "fs_edit", "shell_exec"]
+        );
+    }
+    let first = &seen[0].1["messages"];
+    assert_eq!(first[0]["role"], "system");
+    assert_eq!(
+        first[1],
+        json!({"role": "user", "content": "Write a greeting to notes/hello.md"})
+    );
+
+    let last = &seen[2].1;
+    let assistant = &last["messages"][2];
+    assert_eq!(assistant["role"], "assistant");
+    assert_eq!(assistant["tool_calls"][0]["function"]["name"], "fs_write");
+    let tools = tool_messages(last);
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["tool_call_id"], "call_1");
+    let result: Value = serde_json::from_str(tools[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(result["ok"], true);
+    assert_eq!(result["tool"], "fs.write");
+    assert_eq!(
+        result["output"],
+        json!({"path": "notes/hello.md", "bytes": 6})
+    );
+}
+
+#[tokio::test]
+async fn denied_and_malformed_calls_go_back_to_the_model() {
+    let (base, script) = serve(vec![
+        completion(
+            json!({"role": "assistant", "content": "Trying.", "tool_calls": [
+                tool_call("c1", "fs_write", r#"{"path":"../escape.txt","content":"x"}"#),
+                tool_call("c2", "fs_read", r#"{"path":"/etc/passwd"}"#),
+                tool_call("c3", "fs_write", r#"{"path": "a.txt", "content": "#),
+                tool_call("c4", "web_fetch", r#"{}"#),
+            ]}),
+        ),
+        completion(json!({"role": "assistant", "content": "I cannot do that."})),
+    ])
+    .await;
+    let parent = tempfile::tempdir().unwrap();
+    let ws = parent.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let mut client = OpenAiClient::new(&base, None, "test-model").unwrap();
+    let report = run_tool_loop(&mut client, &ToolRuntime::new(&ws), &job(&ws), &settings()).await;
+
+    assert_eq!(report.outcome, UnitOutcome::Succeeded);
+    assert_eq!(report.tool_calls, 4);
+    assert_eq!(report.notes, ["4 of 4 tool calls failed"]);
+    assert!(!parent.path().join("escape.txt").exists());
+    let seen = script.seen.lock().unwrap();
+    assert!(
+        seen[0].0.get("authorization").is_none(),
+        "no key, no header"
+    );
+    let tools = tool_messages(&seen[1].1);
+    let codes: Vec<_> = tools
+        .iter()
+        .map(|m| {
+            let r: Value = serde_json::from_str(m["content"].as_str().unwrap()).unwrap();
+            assert_eq!(r["ok"], false);
+            (
+                m["tool_call_id"].as_str().unwrap().to_string(),
+                r["error"]["code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("c1".to_string(), json!("policy.denied")),
+            ("c2".to_string(), json!("policy.denied")),
+            ("c3".to_string(), json!("tool.input_invalid")),
+            ("c4".to_string(), json!("tool.not_found")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let (base, script) = serve(vec![(
+        400,
+        vec![],
+        json!({"error": {"message": "model `nope` does not exist"}}),
+    )])
+    .await;
+    let ws = tempfile::tempdir().unwrap();
+    let mut client = OpenAiClient::new(&base, Some("k".into()), "nope").unwrap();
+    let report = run_tool_loop(
+        &mut client,
+        &ToolRuntime::new(ws.path()),
+        &job(ws.path()),
+        &settings(),
+    )
+    .await;
+    let UnitOutcome::Failed { reason } = &report.outcome else {
+        panic!("{report:?}");
+    };
+    assert!(reason.contains("HTTP 400"), "{reason}");
+    assert!(reason.contains("does not exist"), "{reason}");
+    assert_eq!(script.seen.lock().unwrap().len(), 1);
+    assert!(ws.path().join("outputs/transcript.json").exists());
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_the_limit() {
+    let answers = (0..5)
+        .map(|_| (503, vec![], json!({"error": {"message": "overloaded"}})))
+        .collect();
+    let (base, script) = serve(answers).await;
+    let client = OpenAiClient::new(&base, None, "m")
+        .unwrap()
+        .with_backoff_base(Duration::from_millis(1));
+    let err = client
+        .chat(&garrison_agent::ChatRequest::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 503"), "{err}");
+    assert_eq!(
+        script.seen.lock().unwrap().len(),
+        4,
+        "first attempt + 3 retries"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_a_transport_error() {
+    // Bind then drop: nothing listens on this port any more.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = OpenAiClient::new(format!("http://127.0.0.1:{port}/v1"), None, "m")
+        .unwrap()
+        .with_backoff_base(Duration::from_millis(1));
+    let err = client
+        .chat(&garrison_agent::ChatRequest::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, garrison_agent::ModelError::Transport(_)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn llm_profile_runs_end_to_end() {
+    let (base, script) = serve(vec![completion(
+        json!({"role": "assistant", "content": "Nothing to do."}),
+    )])
+    .await;
+    let ws = tempfile::tempdir().unwrap();
+    // Any variable the test process is sure to have stands in for a key.
+    let key_var = "CARGO_PKG_NAME";
+    let key = std::env::var(key_var).unwrap();
+    let profile = UnitProfile::Llm {
+        base_url: base.clone(),
+        model: "test-model".into(),
+        api_key_env: Some(key_var.into()),
+        temperature: Some(0.3),
+        max_turns: 4,
+    };
+    let report = run_unit(&profile, &job(ws.path())).await.unwrap();
+    assert_eq!(report.outcome, UnitOutcome::Succeeded);
+    assert_eq!(report.summary, "Nothing to do.");
+    assert_eq!(
+        report.model,
+        AarModel {
+            provider: "127.0.0.1".into(),
+            name: "test-model".into(),
+            temperature: Some(0.3)
+        }
+    );
+    {
+        let seen = script.seen.lock().unwrap();
+        assert_eq!(seen[0].0["authorization"], format!("Bearer {key}").as_str());
+        assert_eq!(seen[0].1["temperature"], 0.3);
+    }
+
+    let missing_key = UnitProfile::Llm {
+        base_url: base,
+        model: "test-model".into(),
+        api_key_env: Some("GARRISON_TEST_NO_SUCH_KEY_VAR".into()),
+        temperature: None,
+        max_turns: 4,
+    };
+    let err = run_unit(&missing_key, &job(ws.path())).await.unwrap_err();
+    assert_eq!(err.code(), "MODEL_UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn complete_text_asks_without_tools() {
+    let (base, script) = serve(vec![completion(
+        json!({"role": "assistant", "content": "{\"orders\": []}"}),
+    )])
+    .await;
+    let profile = UnitProfile::Llm {
+        base_url: base,
+        model: "planner".into(),
+        api_key_env: None,
+        temperature: None,
+        max_turns: 1,
+    };
+    let text = garrison_agent::complete_text(&profile, "plan it", "ship the docs")
+        .await
+        .unwrap();
+    assert_eq!(text, "{\"orders\": []}");
+    {
+        let seen = script.seen.lock().unwrap();
+        let body = &seen[0].1;
+        assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "plan it"})
+        );
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "user", "content": "ship the docs"})
+        );
+    }
+
+    let err = garrison_agent::complete_text(&UnitProfile::Noop, "s", "u")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PROFILE_INVALID");
+}

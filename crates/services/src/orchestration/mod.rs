@@ -1,0 +1,192 @@
+//! Orchestration: the IronClaw services that turn an objective into orders
+//! and orders into merged work — CO (plan, dispatch, synthesize), the queue
+//! with its claims and leases, the worker side (executing a job in its
+//! worktree), integration (gates, promotion), and the patrols (observer,
+//! duty officer, sentinel).
+//!
+//! [`Orchestrator`] holds what they share. Every state change is a ledger
+//! append; the orchestrator's own memory (ready queue, leases, open runs) is
+//! an index rebuilt from the ledger by [`Orchestrator::restore`].
+
+mod claims;
+mod co;
+mod error;
+mod executor;
+mod files;
+mod ids;
+mod integration;
+mod observer;
+mod patrols;
+mod planner;
+mod pool;
+mod prompt;
+pub mod queue;
+mod settings;
+mod theaters;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use garrison_contracts::ironclaw::{EventType, NewEvent, OrderStatus, RunStatus};
+use garrison_ledger::{Ledger, Query};
+
+pub use claims::{Job, Report, Reported};
+pub use co::{Advance, ChatOutcome, CreateRun, PlanSource, PlannedOrder, RunView};
+pub use error::{OrchestrationError, Result};
+pub use executor::execute;
+pub use ids::new_id;
+pub use integration::IntegrationOutcome;
+pub use observer::ObserverReport;
+pub use patrols::{AuditReport, PatrolReport};
+pub use pool::{patrol_once, run_job, spawn_workers};
+pub use queue::Queue;
+pub use settings::{Bootstrap, GateCommand, Retention, Settings};
+pub use theaters::Theaters;
+
+/// The shared state of the orchestration services. See the module docs.
+pub struct Orchestrator {
+    pub ledger: Arc<dyn Ledger>,
+    pub settings: Settings,
+    pub theaters: Theaters,
+    pub queue: Queue,
+    /// Runs not yet ended, for patrols (the ledger has them all; this saves a scan).
+    open_runs: Mutex<BTreeSet<String>>,
+    /// One `advance` at a time per process; the ledger's compare-and-append
+    /// keeps nodes from enqueueing an order twice.
+    advance_lock: tokio::sync::Mutex<()>,
+    /// One promotion at a time per process (the vault's ref update is a
+    /// compare-and-swap across processes).
+    integrate_lock: tokio::sync::Mutex<()>,
+    /// Integrated orders whose worktrees still exist, per theater (retention).
+    integrated: Mutex<HashMap<String, VecDeque<(String, jiff::Timestamp)>>>,
+    /// Recent (queue depth, claims so far) samples for the sentinel.
+    backlog: Mutex<VecDeque<(usize, u64)>>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("backend", &self.ledger.backend())
+            .field("queue_depth", &self.queue.depth())
+            .field("active", &self.queue.active_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Orchestrator {
+    pub fn new(ledger: Arc<dyn Ledger>, settings: Settings) -> Arc<Self> {
+        Arc::new(Orchestrator {
+            theaters: Theaters::new(&settings.data_dir),
+            ledger,
+            settings,
+            queue: Queue::default(),
+            open_runs: Mutex::new(BTreeSet::new()),
+            advance_lock: tokio::sync::Mutex::new(()),
+            integrate_lock: tokio::sync::Mutex::new(()),
+            integrated: Mutex::new(HashMap::new()),
+            backlog: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// An event of this garrison.
+    pub(crate) fn event(&self, t: EventType) -> NewEvent {
+        let mut e = NewEvent::new(t);
+        e.garrison_id = self.settings.garrison_id.clone();
+        e
+    }
+
+    pub(crate) fn open_runs(&self) -> Vec<String> {
+        self.open_runs
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn mark_open(&self, run_id: &str, open: bool) {
+        if let Ok(mut s) = self.open_runs.lock() {
+            if open {
+                s.insert(run_id.to_string());
+            } else {
+                s.remove(run_id);
+            }
+        }
+    }
+
+    /// Rebuilds the in-memory index from the ledger: open runs, ready orders,
+    /// and claimed orders (given one lease period for their workers to check
+    /// back in before the duty officer reissues them).
+    pub async fn restore(&self) -> Result<RestoreStats> {
+        let created = self
+            .ledger
+            .read(&Query {
+                event_type: Some(EventType::RunCreated),
+                ..Query::default()
+            })
+            .await?;
+        let mut stats = RestoreStats::default();
+        for rec in created {
+            let Some(run_id) = rec.run_id else { continue };
+            let Some(run) = self.ledger.run_snapshot(&run_id).await? else {
+                continue;
+            };
+            if run.status != RunStatus::Open {
+                continue;
+            }
+            stats.open_runs += 1;
+            self.mark_open(&run_id, true);
+            for o in self.ledger.run_orders(&run_id).await? {
+                let version = self
+                    .ledger
+                    .stream_version(&garrison_ledger::stream_for(
+                        &o.garrison_id,
+                        o.run_id.as_deref(),
+                        Some(&o.order_id),
+                    ))
+                    .await?;
+                match o.status {
+                    OrderStatus::Queued
+                        if matches!(
+                            o.last_event_type,
+                            EventType::OrderEnqueued | EventType::OrderReissued
+                        ) =>
+                    {
+                        stats.ready += 1;
+                        self.queue.push(queue::Ready {
+                            order_id: o.order_id.clone(),
+                            run_id: o.run_id.clone(),
+                            theater_id: o.theater_id.clone(),
+                            lock_scope: o.lock_scope.clone(),
+                            version,
+                            attempt: o.attempt,
+                            created_seq: o.created_seq,
+                        });
+                    }
+                    OrderStatus::Claimed | OrderStatus::Running => {
+                        stats.claimed += 1;
+                        self.queue.insert_active(queue::Active {
+                            order_id: o.order_id.clone(),
+                            run_id: o.run_id.clone(),
+                            theater_id: o.theater_id.clone(),
+                            lock_scope: o.lock_scope.clone(),
+                            unit_id: o.unit_id.clone().unwrap_or_default(),
+                            attempt: o.attempt,
+                            version,
+                            expires: std::time::Instant::now() + self.settings.lease,
+                            created_seq: o.created_seq,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// What [`Orchestrator::restore`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreStats {
+    pub open_runs: u64,
+    pub ready: u64,
+    pub claimed: u64,
+}

@@ -1,0 +1,310 @@
+//! The work queue: orders ready to run, the locks of orders that run, and
+//! their leases.
+//!
+//! The ledger is the truth; this is its in-memory index, rebuilt from the
+//! ledger at start. Taking an order and recording its locks happen under one
+//! mutex, so two claims in this process never hold conflicting locks; the
+//! claim itself is a compare-and-append on the order's stream, so a stale
+//! index (or another node) can never produce a double claim. Heartbeats only
+//! move a lease's deadline here: they never grow the ledger.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use garrison_contracts::locks::conflicts_normalized;
+use tokio::sync::Notify;
+
+/// An order waiting for a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    pub order_id: String,
+    pub run_id: Option<String>,
+    pub theater_id: Option<String>,
+    /// Normalised lock resources.
+    pub lock_scope: Vec<String>,
+    /// The order stream's version after its latest event (for the claim's CAS).
+    pub version: i64,
+    pub attempt: u32,
+    /// `seq` of ORDER_CREATED: older orders go first.
+    pub created_seq: i64,
+}
+
+/// A claimed order: its locks and its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Active {
+    pub order_id: String,
+    pub run_id: Option<String>,
+    pub theater_id: Option<String>,
+    pub lock_scope: Vec<String>,
+    pub unit_id: String,
+    pub attempt: u32,
+    /// The order stream's version after the holder's latest append.
+    pub version: i64,
+    pub expires: Instant,
+    pub created_seq: i64,
+}
+
+impl Active {
+    /// The token a worker presents with heartbeats and its report.
+    pub fn lease_token(&self) -> String {
+        lease_token(&self.order_id, &self.unit_id, self.attempt)
+    }
+}
+
+pub fn lease_token(order_id: &str, unit_id: &str, attempt: u32) -> String {
+    format!("{order_id}:{unit_id}:{attempt}")
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ready: BTreeMap<i64, Ready>,
+    active: HashMap<String, Active>,
+    /// Claims granted since start (for the sentinel's progress check).
+    claims: u64,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Queue {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+impl Queue {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // (every mutation is a single insert/remove), so a poisoned lock is usable.
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Adds an order to the ready set and wakes waiting claimers.
+    pub fn push(&self, ready: Ready) {
+        self.with(|s| {
+            s.active.remove(&ready.order_id);
+            s.ready.insert(ready.created_seq, ready);
+        });
+        self.notify.notify_waiters();
+    }
+
+    /// Drops an order from the ready set (cancelled, blocked elsewhere).
+    pub fn forget(&self, order_id: &str) {
+        self.with(|s| {
+            s.ready.retain(|_, r| r.order_id != order_id);
+            s.active.remove(order_id);
+        });
+        self.notify.notify_waiters();
+    }
+
+    /// Takes the oldest ready order (or `only` that one) whose locks conflict
+    /// with no active order of its theater, and records it active under
+    /// `unit_id` until `lease` from now.
+    pub fn take(&self, unit_id: &str, lease: Duration, only: Option<&str>) -> Option<Active> {
+        self.with(|s| {
+            let key = s
+                .ready
+                .iter()
+                .filter(|(_, r)| only.is_none_or(|o| o == r.order_id))
+                .find(|(_, r)| !conflicts_with_active(&s.active, r))
+                .map(|(k, _)| *k)?;
+            let r = s.ready.remove(&key)?;
+            let active = Active {
+                order_id: r.order_id.clone(),
+                run_id: r.run_id,
+                theater_id: r.theater_id,
+                lock_scope: r.lock_scope,
+                unit_id: unit_id.to_string(),
+                attempt: r.attempt,
+                version: r.version,
+                expires: Instant::now() + lease,
+                created_seq: r.created_seq,
+            };
+            s.active.insert(r.order_id, active.clone());
+            s.claims += 1;
+            Some(active)
+        })
+    }
+
+    /// Whether `order_id` is ready but held back by a lock conflict.
+    pub fn lock_blocked(&self, order_id: &str) -> bool {
+        self.with(|s| {
+            s.ready
+                .values()
+                .any(|r| r.order_id == order_id && conflicts_with_active(&s.active, r))
+        })
+    }
+
+    /// Records an order claimed elsewhere (rebuild after restart).
+    pub fn insert_active(&self, active: Active) {
+        self.with(|s| {
+            s.active.insert(active.order_id.clone(), active);
+        });
+    }
+
+    /// The active record of `order_id` if `token` still holds its lease.
+    pub fn holder(&self, order_id: &str, token: &str) -> Option<Active> {
+        self.with(|s| {
+            s.active
+                .get(order_id)
+                .filter(|a| a.lease_token() == token)
+                .cloned()
+        })
+    }
+
+    /// Extends the lease `token` holds; false when the lease is gone.
+    pub fn heartbeat(&self, order_id: &str, token: &str, lease: Duration) -> bool {
+        self.with(|s| match s.active.get_mut(order_id) {
+            Some(a) if a.lease_token() == token => {
+                a.expires = Instant::now() + lease;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Records the order stream's version after an append by the holder.
+    pub fn set_version(&self, order_id: &str, version: i64) {
+        self.with(|s| {
+            if let Some(a) = s.active.get_mut(order_id) {
+                a.version = version;
+            }
+        });
+    }
+
+    /// Ends the lease early (the unit died): the next patrol reissues it.
+    pub fn expire(&self, order_id: &str, token: &str) {
+        self.with(|s| {
+            if let Some(a) = s.active.get_mut(order_id)
+                && a.lease_token() == token
+            {
+                a.expires = Instant::now();
+            }
+        });
+    }
+
+    /// Releases the order's locks and lease (it reached an outcome).
+    pub fn release(&self, order_id: &str) -> Option<Active> {
+        let out = self.with(|s| s.active.remove(order_id));
+        // Freed locks may unblock a waiting order.
+        self.notify.notify_waiters();
+        out
+    }
+
+    /// Removes and returns every active order whose lease ran out.
+    pub fn take_expired(&self, now: Instant) -> Vec<Active> {
+        self.with(|s| {
+            let expired: Vec<String> = s
+                .active
+                .values()
+                .filter(|a| a.expires <= now)
+                .map(|a| a.order_id.clone())
+                .collect();
+            expired
+                .iter()
+                .filter_map(|id| s.active.remove(id))
+                .collect()
+        })
+    }
+
+    /// `(order_id, resource)` of every lock held in `theater_id` by an order
+    /// other than `except` (an assignment packet's `active_locks`).
+    pub fn active_locks(&self, theater_id: Option<&str>, except: &str) -> Vec<(String, String)> {
+        self.with(|s| {
+            let mut out: Vec<(String, String)> = s
+                .active
+                .values()
+                .filter(|a| a.order_id != except && a.theater_id.as_deref() == theater_id)
+                .flat_map(|a| a.lock_scope.iter().map(|r| (a.order_id.clone(), r.clone())))
+                .collect();
+            out.sort();
+            out
+        })
+    }
+
+    /// Orders waiting (ready, including lock-blocked ones).
+    pub fn depth(&self) -> usize {
+        self.with(|s| s.ready.len())
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.with(|s| s.active.len())
+    }
+
+    pub fn claims(&self) -> u64 {
+        self.with(|s| s.claims)
+    }
+
+    /// Resolves when the ready set or the locks change.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+
+    /// A future that resolves on the next change; create it before checking
+    /// the queue so a change in between is not missed.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+fn conflicts_with_active(active: &HashMap<String, Active>, r: &Ready) -> bool {
+    if r.lock_scope.is_empty() {
+        return false;
+    }
+    active.values().any(|a| {
+        a.theater_id == r.theater_id
+            && a.lock_scope.iter().any(|held| {
+                r.lock_scope
+                    .iter()
+                    .any(|want| conflicts_normalized(held, want))
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(id: &str, seq: i64, locks: &[&str]) -> Ready {
+        Ready {
+            order_id: id.into(),
+            run_id: Some("r".into()),
+            theater_id: Some("t".into()),
+            lock_scope: locks.iter().map(|s| s.to_string()).collect(),
+            version: 2,
+            attempt: 1,
+            created_seq: seq,
+        }
+    }
+
+    #[test]
+    fn conflicting_locks_serialise_and_release_unblocks() {
+        let q = Queue::default();
+        q.push(ready("a", 1, &["src"]));
+        q.push(ready("b", 2, &["src/api.py"]));
+        q.push(ready("c", 3, &["docs"]));
+        let lease = Duration::from_secs(30);
+        assert_eq!(q.take("u1", lease, None).unwrap().order_id, "a");
+        // b conflicts with a's `src`; c is next.
+        assert_eq!(q.take("u2", lease, None).unwrap().order_id, "c");
+        assert!(q.take("u3", lease, None).is_none());
+        assert!(q.lock_blocked("b"));
+        q.release("a");
+        assert_eq!(q.take("u3", lease, None).unwrap().order_id, "b");
+    }
+
+    #[test]
+    fn leases_expire_and_heartbeats_extend() {
+        let q = Queue::default();
+        q.push(ready("a", 1, &[]));
+        let a = q.take("u", Duration::from_millis(0), None).unwrap();
+        let token = a.lease_token();
+        assert!(q.heartbeat("a", &token, Duration::from_secs(60)));
+        assert!(q.take_expired(Instant::now()).is_empty());
+        assert!(!q.heartbeat("a", "a:other:1", Duration::from_secs(60)));
+        q.expire("a", &token);
+        let gone = q.take_expired(Instant::now());
+        assert_eq!(gone.len(), 1);
+        assert!(q.holder("a", &token).is_none());
+    }
+}
