@@ -211,27 +211,19 @@ fn validate_inline_documents_and_stdin() {
 
 #[test]
 fn unavailable_commands_fail_loudly() {
-    for args in [
-        vec!["demo"],
-        vec!["demo", "--exit"],
-        vec!["run", "build a thing", "--repo", ".", "--profile", "p"],
-        vec!["worker", "--server", "http://127.0.0.1:1"],
-        vec!["jobs", "list"],
-    ] {
-        let o = run(&args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(stdout(&o).is_empty(), "{args:?}");
-        assert!(
-            stderr(&o).contains("not yet available"),
-            "{args:?}: {}",
-            stderr(&o)
-        );
-    }
+    let o = run(&["jobs", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty());
+    assert!(
+        stderr(&o).contains("not yet available"),
+        "{}",
+        stderr(&o)
+    );
     let dir = tempfile::tempdir().unwrap();
-    let o = run_in(dir.path(), &["serve", "--services", "ledger,gateway"]);
+    let o = run_in(dir.path(), &["serve", "--services", "ledger,scheduler"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("`gateway` is not yet available"),
+        stderr(&o).contains("`scheduler` is not yet available"),
         "{}",
         stderr(&o)
     );
@@ -240,6 +232,52 @@ fn unavailable_commands_fail_loudly() {
     assert!(stderr(&o).contains("unknown service"), "{}", stderr(&o));
     // Nothing was started, so nothing was written.
     assert!(!dir.path().join("ledger.db").exists());
+    // An unknown profile is refused before anything is created.
+    let o = run_in(
+        dir.path(),
+        &["--data-dir", "d", "run", "build a thing", "--profile", "nope"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("profile `nope` is not configured"), "{}", stderr(&o));
+    assert!(!dir.path().join("d").exists());
+}
+
+/// DESIGN.md's first command: offline, three orders with a dependency,
+/// merged into the theater mainline, milestones to its own ingest, JSON last.
+#[test]
+fn demo_runs_offline_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_in(dir.path(), &["--data-dir", "data", "demo", "--exit"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let last = out.lines().last().unwrap();
+    let doc: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(doc["status"], "COMPLETE", "{doc}");
+    let orders = doc["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 3);
+    for order in orders {
+        assert_eq!(order["status"], "COMPLETED", "{order}");
+        assert_eq!(order["integrated"], true, "{order}");
+        assert_eq!(order["aar"]["status"], "completed", "{order}");
+    }
+    assert_eq!(doc["milestones"]["accepted"], 4, "{doc}");
+    // The work is in the theater's mainline, with every order's records apart.
+    let repo = PathBuf::from(doc["theater_repo"].as_str().unwrap());
+    let show = |path: &str| {
+        let o = Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "show", &format!("main:{path}")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git show main:{path}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(show("docs/report.md").contains("Field report"));
+    assert!(show("docs/inventory.md").contains("README.md"));
+    for order in orders {
+        let id = order["order_id"].as_str().unwrap();
+        let aar: Value = serde_json::from_str(&show(&format!(".garrison/orders/{id}/aar.json"))).unwrap();
+        assert_eq!(aar["order_id"], id);
+    }
 }
 
 #[test]
