@@ -214,11 +214,7 @@ fn unavailable_commands_fail_loudly() {
     let o = run(&["jobs", "list"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stdout(&o).is_empty());
-    assert!(
-        stderr(&o).contains("not yet available"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("not yet available"), "{}", stderr(&o));
     let dir = tempfile::tempdir().unwrap();
     let o = run_in(dir.path(), &["serve", "--services", "ledger,scheduler"]);
     assert_ne!(o.status.code(), Some(0));
@@ -233,13 +229,15 @@ fn unavailable_commands_fail_loudly() {
     // Nothing was started, so nothing was written.
     assert!(!dir.path().join("ledger.db").exists());
     // An unknown profile is refused before anything is created.
-    let o = run_in(
-        dir.path(),
-        &["--data-dir", "d", "run", "build a thing", "--profile", "nope"],
-    );
+    let d = dir.path().join("d");
+    let o = run_in(&d, &["run", "build a thing", "--profile", "nope"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("profile `nope` is not configured"), "{}", stderr(&o));
-    assert!(!dir.path().join("d").exists());
+    assert!(
+        stderr(&o).contains("profile `nope` is not configured"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.exists());
 }
 
 /// DESIGN.md's first command: offline, three orders with a dependency,
@@ -247,7 +245,7 @@ fn unavailable_commands_fail_loudly() {
 #[test]
 fn demo_runs_offline_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run_in(dir.path(), &["--data-dir", "data", "demo", "--exit"]);
+    let o = run_in(&dir.path().join("data"), &["demo", "--exit"]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     let last = out.lines().last().unwrap();
@@ -265,7 +263,12 @@ fn demo_runs_offline_end_to_end() {
     let repo = PathBuf::from(doc["theater_repo"].as_str().unwrap());
     let show = |path: &str| {
         let o = Command::new("git")
-            .args(["-C", repo.to_str().unwrap(), "show", &format!("main:{path}")])
+            .args([
+                "-C",
+                repo.to_str().unwrap(),
+                "show",
+                &format!("main:{path}"),
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "git show main:{path}");
@@ -275,7 +278,8 @@ fn demo_runs_offline_end_to_end() {
     assert!(show("docs/inventory.md").contains("README.md"));
     for order in orders {
         let id = order["order_id"].as_str().unwrap();
-        let aar: Value = serde_json::from_str(&show(&format!(".garrison/orders/{id}/aar.json"))).unwrap();
+        let aar: Value =
+            serde_json::from_str(&show(&format!(".garrison/orders/{id}/aar.json"))).unwrap();
         assert_eq!(aar["order_id"], id);
     }
 }
@@ -411,6 +415,12 @@ fn ev(t: &str, run: Option<&str>, order: Option<&str>) -> Value {
 fn serve_tail_rebuild_and_show() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Patrol ticks would interleave with the events this test counts.
+    std::fs::write(
+        d.join("garrison.toml"),
+        "[orchestration]\npatrol_interval_secs = 3600\nsentinel_interval_secs = 3600\n",
+    )
+    .unwrap();
     let s = Serve::start(d);
     assert!(
         s.lines[1].starts_with("dashboard: http://"),

@@ -70,7 +70,9 @@ pub async fn run_job(orch: &Arc<Orchestrator>, job: super::Job) {
 async fn patrol_clock(orch: Arc<Orchestrator>, mut down: watch::Receiver<bool>) {
     let mut patrol = tokio::time::interval(orch.settings.patrol_interval);
     let mut sentinel = tokio::time::interval(orch.settings.sentinel_interval);
-    // The first sentinel tick would fire before any patrol could have run.
+    // Both clocks start one interval from now (an interval's first tick is
+    // immediate; a fresh node has nothing to patrol yet).
+    patrol.tick().await;
     sentinel.tick().await;
     loop {
         tokio::select! {
