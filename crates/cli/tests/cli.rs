@@ -621,3 +621,137 @@ fn local_tail_edge_cases() {
         stderr(&o)
     );
 }
+
+/// A model server on loopback speaking the OpenAI chat-completions wire
+/// format: the first turn asks for `fs_write`, the turn after the tool
+/// result answers with text. Returns its base URL (with `/v1`) and the
+/// request bodies it saw.
+fn model_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut path = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if path.is_empty() {
+                    path = line.split(' ').nth(1).unwrap_or("").to_string();
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let has_tool_result = req["messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+            log.lock().unwrap().push(json!({"path": path, "body": req}));
+            let message = if has_tool_result {
+                json!({"role": "assistant", "content": "Wrote hello.txt."})
+            } else {
+                json!({"role": "assistant", "content": null, "tool_calls": [{
+                    "id": "call_1", "type": "function",
+                    "function": {"name": "fs_write", "arguments": "{\"path\":\"hello.txt\",\"content\":\"hello from the model\\n\"}"}
+                }]})
+            };
+            let resp = json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "test-model",
+                "choices": [{"index": 0, "message": message, "finish_reason": if has_tool_result {"stop"} else {"tool_calls"}}]
+            })
+            .to_string();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{resp}",
+                resp.len()
+            );
+        }
+    });
+    (format!("http://{addr}/v1"), seen)
+}
+
+/// `garrison run` with an OpenAI-compatible model commits the unit's work
+/// into the user's repository (merged into its checked-out branch).
+#[test]
+fn run_with_a_model_commits_into_the_repo() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("project");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "project\n").unwrap();
+    git(&["add", "README.md"]);
+    git(&["commit", "-q", "-m", "init"]);
+    let (base, seen) = model_server();
+    let o = garrison()
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
+        .args([
+            "run",
+            "Write hello.txt",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--profile",
+            "llm",
+        ])
+        .env("GARRISON_LLM_BASE_URL", &base)
+        .env("GARRISON_LLM_MODEL", "test-model")
+        .env("GARRISON_LLM_API_KEY", "test-key")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let doc: Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(doc["status"], "COMPLETE", "{doc}");
+    assert_eq!(git(&["show", "main:hello.txt"]), "hello from the model\n");
+    // The user's checkout was fast-forwarded, and it is clean.
+    assert_eq!(
+        std::fs::read_to_string(repo.join("hello.txt")).unwrap(),
+        "hello from the model\n"
+    );
+    assert_eq!(git(&["status", "--porcelain"]), "");
+    let order_id = doc["orders"][0]["order_id"].as_str().unwrap();
+    let aar: Value = serde_json::from_str(&git(&[
+        "show",
+        &format!("main:.garrison/orders/{order_id}/aar.json"),
+    ]))
+    .unwrap();
+    assert_eq!(aar["summary"], "Wrote hello.txt.");
+    assert_eq!(aar["model"]["name"], "test-model");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "two model turns");
+    assert_eq!(seen[0]["path"], "/v1/chat/completions");
+    assert_eq!(seen[0]["body"]["model"], "test-model");
+    assert!(
+        seen[0]["body"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "fs_write")
+    );
+}

@@ -100,6 +100,7 @@ fn open_blocking(theater_id: &str, dir: &Path, wanted: Option<PathBuf>) -> Resul
         (None, None) => dir.join("repo"),
     };
     let theater = Theater::open(theater_id, &repo, &dir.join("worktrees"))?;
+    hide_data_dir(&theater.repo, dir);
     if recorded.is_none() {
         std::fs::create_dir_all(dir)
             .map_err(|e| OrchestrationError::Internal(format!("{}: {e}", dir.display())))?;
@@ -110,6 +111,51 @@ fn open_blocking(theater_id: &str, dir: &Path, wanted: Option<PathBuf>) -> Resul
         crate::orchestration::files::write_json_atomic(&file, &doc)?;
     }
     Ok(theater)
+}
+
+/// When the data dir lives inside the theater repo (`garrison run --repo .`
+/// with the default `./.garrison`), keep its files out of the user's
+/// `git status` — all but `orders/`, where promoted order records land when
+/// the data dir is the repo's own `.garrison`.
+fn hide_data_dir(repo: &Path, theater_dir: &Path) {
+    let (Ok(repo), Some(data_dir)) = (
+        repo.canonicalize(),
+        theater_dir.parent().and_then(Path::parent),
+    ) else {
+        return;
+    };
+    let Ok(data_dir) = data_dir.canonicalize() else {
+        return;
+    };
+    let Ok(rel) = data_dir.strip_prefix(&repo) else {
+        return;
+    };
+    let rel = rel.to_string_lossy().replace('\\', "/");
+    if rel.is_empty() {
+        return;
+    }
+    let info = repo.join(".git").join("info");
+    if !info.is_dir() {
+        return;
+    }
+    let exclude = info.join("exclude");
+    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+    let lines = [format!("/{rel}/*"), format!("!/{rel}/orders/")];
+    if lines.iter().all(|l| current.lines().any(|c| c == l)) {
+        return;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# Garrison's data dir\n");
+    for l in lines {
+        text.push_str(&l);
+        text.push('\n');
+    }
+    if let Err(e) = std::fs::write(&exclude, text) {
+        tracing::warn!(error = %e, "cannot hide the data dir from git status");
+    }
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
