@@ -83,7 +83,12 @@ pub async fn follow(
             return Ok(run);
         }
         tokio::select! {
-            _ = rx.recv() => {}
+            r = rx.recv() => {
+                // A closed feed would wake this loop at once, forever.
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
             () = tokio::time::sleep(Duration::from_millis(250)) => {}
             () = tokio::time::sleep_until(deadline) => {
                 eprintln!("garrison: the run did not end within {} s", limit.as_secs());

@@ -72,6 +72,12 @@ delivers run completed/failed, integrated and escalation events as signed
 milestones to every target, signed with GARRISON_MILESTONE_SECRET (or a
 table-form target's secret_env); a target without a secret is refused.
 
+The orchestration services (gateway, CO, vault, worker, observer, integration,
+duty officer, sentinel) run as one block with [orchestration] settings, unit
+[profiles.NAME] and [gates]; naming any of them in --services runs all of
+them (splitting them across nodes is not built yet). `--services ledger`
+leaves them off: their routes then answer 503.
+
 SIGTERM or Ctrl-C stops accepting, finishes in-flight requests and flushes the
 ledger before exiting.")]
 pub struct ServeArgs {

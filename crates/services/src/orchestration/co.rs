@@ -316,7 +316,7 @@ impl Orchestrator {
             let state = dependency_state(o, &orders);
             let stream =
                 garrison_ledger::stream_for(&o.garrison_id, o.run_id.as_deref(), Some(&o.order_id));
-            let version = o_version(&*self.ledger, &stream).await?;
+            let version = self.ledger.stream_version(&stream).await?;
             let base = self
                 .event(EventType::OrderEnqueued)
                 .run(run_id)
@@ -403,14 +403,13 @@ impl Orchestrator {
     /// The reply for a run from its orders' AARs (deterministic). Ends the
     /// run if every order has settled and it is still open.
     pub async fn synthesize(&self, run_id: &str) -> Result<(String, RunStatus)> {
-        let adv = self.advance(run_id).await?;
+        self.advance(run_id).await?;
         let run = self.run(run_id).await?;
         let orders = self.ledger.run_orders(run_id).await?;
         let reply = match (&run.summary, run.status) {
             (Some(s), st) if st != RunStatus::Open => s.clone(),
             _ => synthesize_text(&run, &orders, &self.aar_summaries(&orders).await?),
         };
-        let _ = adv;
         Ok((reply, run.status))
     }
 
@@ -434,9 +433,15 @@ impl Orchestrator {
                 return Ok(run);
             }
             let wake = tokio::time::sleep(Duration::from_millis(500));
+            tokio::pin!(wake);
             tokio::select! {
-                _ = rx.recv() => {}
-                () = wake => {}
+                r = rx.recv() => {
+                    // A closed feed would wake this loop at once, forever.
+                    if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        (&mut wake).await;
+                    }
+                }
+                () = &mut wake => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(run),
             }
         }
@@ -495,10 +500,6 @@ impl Orchestrator {
     pub(crate) fn profile_names(&self) -> Vec<String> {
         self.settings.profiles.keys().cloned().collect()
     }
-}
-
-async fn o_version(ledger: &dyn garrison_ledger::Ledger, stream: &str) -> Result<i64> {
-    Ok(ledger.stream_version(stream).await?)
 }
 
 fn plan_from_value(doc: &Value) -> Result<Plan> {
