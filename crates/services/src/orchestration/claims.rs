@@ -7,7 +7,7 @@ use garrison_agent::{UnitOutcome, UnitProfile};
 use garrison_contracts::ironclaw::api::{JobMessage, JobType};
 use garrison_contracts::ironclaw::artifacts::ArtifactRef;
 use garrison_contracts::ironclaw::{Aar, Constraints, EventType, OrderFile, Profile, ToolPolicy};
-use garrison_ledger::{LedgerError, OrderSnapshot, Record};
+use garrison_ledger::{LedgerError, OrderSnapshot, Query, Record};
 use garrison_vault::{PrepareFiles, Theater, Worktree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -64,6 +64,9 @@ pub struct Reported {
     pub status: String,
     pub reissued: bool,
 }
+
+/// Events read from the start of an order's history to find its ORDER_CREATED.
+const SPEC_HEAD: i64 = 4;
 
 /// Failure codes that mean the work itself is malformed: never retried.
 const STRUCTURAL: &[&str] = &["SCHEMA_INVALID", "SCOPE_VIOLATION", "NON_COMPLIANT"];
@@ -280,6 +283,28 @@ impl Orchestrator {
 
     /// The ORDER_CREATED payload: everything the plan said about the order.
     pub async fn order_spec(&self, order_id: &str) -> Result<Value> {
+        // ORDER_CREATED opens an order's history, so the first few events of
+        // the order (found through the per-order index) hold it. Filtering by
+        // type as well lets SQLite's planner pick the per-type index instead
+        // and walk every ORDER_CREATED in the ledger.
+        let head = self
+            .ledger
+            .read(&Query {
+                order_id: Some(order_id.to_string()),
+                limit: Some(SPEC_HEAD),
+                ..Query::default()
+            })
+            .await?;
+        if let Some(created) = head
+            .iter()
+            .find(|r| r.event_type == EventType::OrderCreated)
+        {
+            return Ok(created.payload.clone());
+        }
+        if head.len() < SPEC_HEAD as usize {
+            return Ok(json!({}));
+        }
+        // Events about the order id before its creation (rare): look it up.
         let mut q = order_events(order_id, EventType::OrderCreated);
         q.limit = Some(1);
         Ok(self
@@ -360,7 +385,13 @@ impl Orchestrator {
                     })),
             );
         }
-        let max_retries = self.max_retries(&order.order_id).await?;
+        // Only a retryable failure needs the order's retry cap.
+        let max_retries = match &verdict {
+            Some((code, _)) if !STRUCTURAL.contains(code) => {
+                self.max_retries(&order.order_id).await?
+            }
+            _ => 0,
+        };
         let (status, reissued) = match &verdict {
             None => {
                 batch.push(

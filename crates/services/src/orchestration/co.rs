@@ -314,6 +314,11 @@ impl Orchestrator {
                 continue;
             }
             let state = dependency_state(o, &orders);
+            // Only an order that moves now needs its stream version.
+            if matches!(state, DepState::Waiting) {
+                out.waiting.push(o.order_id.clone());
+                continue;
+            }
             let stream =
                 garrison_ledger::stream_for(&o.garrison_id, o.run_id.as_deref(), Some(&o.order_id));
             let version = self.ledger.stream_version(&stream).await?;
@@ -324,7 +329,7 @@ impl Orchestrator {
                 .theater(o.theater_id.clone().unwrap_or_default())
                 .expect_version(version);
             match state {
-                DepState::Waiting => out.waiting.push(o.order_id.clone()),
+                DepState::Waiting => {}
                 DepState::Met => match self
                     .ledger
                     .append(base.payload(json!({"attempt": o.attempt})))

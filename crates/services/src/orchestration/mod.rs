@@ -59,6 +59,8 @@ pub struct Orchestrator {
     integrate_lock: tokio::sync::Mutex<()>,
     /// Integrated orders whose worktrees still exist, per theater (retention).
     integrated: Mutex<HashMap<String, VecDeque<(String, jiff::Timestamp)>>>,
+    /// Orders whose integration a restart interrupted, for the next patrol.
+    interrupted: Mutex<Vec<String>>,
     /// Recent (queue depth, claims so far) samples for the sentinel.
     backlog: Mutex<VecDeque<(usize, u64)>>,
 }
@@ -84,6 +86,7 @@ impl Orchestrator {
             advance_lock: tokio::sync::Mutex::new(()),
             integrate_lock: tokio::sync::Mutex::new(()),
             integrated: Mutex::new(HashMap::new()),
+            interrupted: Mutex::new(Vec::new()),
             backlog: Mutex::new(VecDeque::new()),
         })
     }
@@ -93,6 +96,14 @@ impl Orchestrator {
         let mut e = NewEvent::new(t);
         e.garrison_id = self.settings.garrison_id.clone();
         e
+    }
+
+    /// Takes the orders whose integration a restart interrupted.
+    pub(crate) fn take_interrupted(&self) -> Vec<String> {
+        self.interrupted
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 
     pub(crate) fn open_runs(&self) -> Vec<String> {
@@ -175,9 +186,25 @@ impl Orchestrator {
                             created_seq: o.created_seq,
                         });
                     }
+                    OrderStatus::Completed
+                        if matches!(
+                            o.integration,
+                            Some(EventType::IntegrationStarted | EventType::IntegrationPassed)
+                        ) =>
+                    {
+                        // Interrupted mid-integration: promotion is idempotent,
+                        // so the next patrol simply integrates it again.
+                        stats.interrupted_integrations += 1;
+                        if let Ok(mut list) = self.interrupted.lock() {
+                            list.push(o.order_id.clone());
+                        }
+                    }
                     _ => {}
                 }
             }
+            // The process may have stopped between an order's outcome and the
+            // run's advance: enqueue, block or end now (idempotent).
+            self.advance(&run_id).await?;
         }
         Ok(stats)
     }
@@ -189,4 +216,5 @@ pub struct RestoreStats {
     pub open_runs: u64,
     pub ready: u64,
     pub claimed: u64,
+    pub interrupted_integrations: u64,
 }

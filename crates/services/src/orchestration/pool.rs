@@ -95,6 +95,20 @@ pub async fn patrol_once(orch: &Arc<Orchestrator>) {
     if let Err(e) = orch.duty_patrol().await {
         tracing::error!(error = %e, "duty patrol failed");
     }
+    for order_id in orch.take_interrupted() {
+        match orch.integrate(&order_id, None).await {
+            Ok(_) => {
+                if let Ok(o) = orch.order(&order_id).await
+                    && let Some(run_id) = o.run_id
+                {
+                    let _ = orch.advance(&run_id).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(order_id = %order_id, error = %e, "resuming an interrupted integration")
+            }
+        }
+    }
     let mut theaters = std::collections::BTreeSet::new();
     for run_id in orch.open_runs() {
         if let Ok(run) = orch.run(&run_id).await
