@@ -9,6 +9,7 @@ pub mod appleseed;
 pub mod auth;
 pub mod events_api;
 pub mod ironclaw;
+pub mod learning;
 pub mod ledger_routes;
 pub mod milestones;
 pub mod orchestration;
@@ -108,6 +109,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(events_api::routes())
         .merge(milestones::read_routes())
         .merge(appleseed::routes())
+        .merge(learning::routes())
         .merge(orchestration::routes())
         .fallback(ironclaw::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit));
@@ -252,6 +254,19 @@ async fn run(
             }
         })
     });
+    // Garrison's own runs feed the Appleseed state wherever runs happen.
+    let feed = config.orchestration.is_some().then(|| {
+        let run = garrison_services::learning::appleseed_feed::run(
+            ledger.clone(),
+            config.data_dir.clone(),
+            down_rx.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::error!(error = %e, "appleseed feed failed");
+            }
+        })
+    });
     let orchestrator = match config.orchestration.clone() {
         Some(settings) => {
             let orch = Orchestrator::new(ledger.clone(), settings);
@@ -316,6 +331,12 @@ async fn run(
         && let Err(e) = outbox.await
     {
         tracing::error!(error = %e, "milestone outbox panicked");
+    }
+    // Likewise the feed, so its position is saved before the ledger closes.
+    if let Some(feed) = feed
+        && let Err(e) = feed.await
+    {
+        tracing::error!(error = %e, "appleseed feed panicked");
     }
     // Workers get the drain timeout to finish the attempt in hand (so its
     // report is appended before the ledger closes); one still running after

@@ -8,5 +8,6 @@
 
 pub mod appleseed;
 pub mod http_client;
+pub mod learning;
 pub mod milestones;
 pub mod orchestration;

@@ -1,0 +1,40 @@
+//! The learning service over HTTP (ironclaw-service-contracts.md §3.10):
+//! `POST /learn/tick` recomputes the routing policy from the ledger, writes
+//! `<data-dir>/learning/policy-v<N>.json` and appends POLICY_UPDATED.
+//!
+//! 200 `{ok:true,data:<policy document>}`; no data dir → 500.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use garrison_services::learning::{LearningError, tick as policy_tick};
+
+use crate::AppState;
+use crate::ironclaw::{ApiError, ok};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/learn/tick", post(tick))
+}
+
+fn api_error(e: LearningError) -> ApiError {
+    match e {
+        LearningError::Ledger(e) => e.into(),
+        e => {
+            tracing::error!(error = %e, "learning tick failed");
+            ApiError::internal(e.to_string())
+        }
+    }
+}
+
+async fn tick(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let dir = state
+        .data_dir
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("no data dir is configured for the learning service"))?;
+    let doc = policy_tick(state.ledger.as_ref(), dir)
+        .await
+        .map_err(api_error)?;
+    Ok(ok(StatusCode::OK, doc))
+}
