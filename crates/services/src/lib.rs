@@ -11,3 +11,4 @@ pub mod http_client;
 pub mod learning;
 pub mod milestones;
 pub mod orchestration;
+mod values;

@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use super::ids::derived_id;
 use super::ingest::IngestOutcome;
 use super::projection::{ProjectedFeedbackRecord, feedback_id};
-use super::values::{push_unique, strings};
 use super::{Appleseed, Error, reports};
+use crate::values::{push_unique, strings};
 
 /// `report_kind` of the exported handoff bundle.
 pub const BUNDLE_KIND: &str = "openclaw_operator_handoff_bundle";

@@ -15,7 +15,6 @@ mod ingest;
 mod projection;
 mod reports;
 mod store;
-mod values;
 
 use std::path::PathBuf;
 

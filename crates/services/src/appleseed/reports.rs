@@ -19,8 +19,8 @@ use super::import::{
 };
 use super::ingest::IngestOutcome;
 use super::projection::{ProjectedFeedbackRecord, project};
-use super::values::{push_unique, strings};
 use super::{Appleseed, Error};
+use crate::values::{push_unique, strings};
 
 /// Feedback records a signal needs before the gate lets an operator review it.
 pub const GATE_MIN_EVIDENCE: usize = 3;

@@ -12,7 +12,7 @@ use garrison_vault::{PrepareFiles, Theater, Worktree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::co::{ev_for_order, now, order_events};
+use super::co::{ev_for_order, now};
 use super::error::{OrchestrationError, Result};
 use super::queue::{Active, Ready};
 use super::{Orchestrator, prompt};
@@ -305,15 +305,9 @@ impl Orchestrator {
             return Ok(json!({}));
         }
         // Events about the order id before its creation (rare): look it up.
-        let mut q = order_events(order_id, EventType::OrderCreated);
-        q.limit = Some(1);
         Ok(self
-            .ledger
-            .read(&q)
+            .order_event_payload(order_id, EventType::OrderCreated, false)
             .await?
-            .into_iter()
-            .next()
-            .map(|r| r.payload)
             .unwrap_or_else(|| json!({})))
     }
 

@@ -663,6 +663,27 @@ pub(crate) fn order_events(order_id: &str, t: EventType) -> Query {
     }
 }
 
+impl Orchestrator {
+    /// The payload of the order's oldest (or newest) event of type `t`.
+    pub(crate) async fn order_event_payload(
+        &self,
+        order_id: &str,
+        t: EventType,
+        newest: bool,
+    ) -> Result<Option<Value>> {
+        let mut q = order_events(order_id, t);
+        q.newest_first = newest;
+        q.limit = Some(1);
+        Ok(self
+            .ledger
+            .read(&q)
+            .await?
+            .into_iter()
+            .next()
+            .map(|r| r.payload))
+    }
+}
+
 pub(crate) fn ev_for_order(base: NewEvent, o: &OrderSnapshot) -> NewEvent {
     let mut e = base.order(&o.order_id);
     if let Some(r) = &o.run_id {

@@ -125,7 +125,10 @@ impl Orchestrator {
             )
             .await?;
         let theater = self.theaters.open(&theater_id, None).await?;
-        let outcome = match self.check_and_gate(&order, Path::new(&path), &gates).await {
+        let outcome = match self
+            .check_and_gate(&order, Path::new(&path), &gates, &theater.mainline)
+            .await
+        {
             Err(failed) => failed,
             Ok(gate_results) => {
                 self.ledger
@@ -168,6 +171,7 @@ impl Orchestrator {
         order: &OrderSnapshot,
         wt: &Path,
         gates: &[GateCommand],
+        mainline: &str,
     ) -> std::result::Result<Vec<Value>, IntegrationOutcome> {
         let fail = |code: &str, reason: String, details: Value| IntegrationOutcome::Failed {
             code: code.to_string(),
@@ -215,10 +219,12 @@ impl Orchestrator {
             ));
         }
         if !order.lock_scope.is_empty() {
-            let base = self
-                .worktree_base(&order.order_id)
-                .await
-                .unwrap_or_default();
+            // A worktree made outside the order pipeline (POST /worktrees)
+            // has no recorded base: compare with the mainline instead.
+            let base = match self.worktree_base(&order.order_id).await {
+                Ok(b) if !b.is_empty() => b,
+                _ => mainline.to_string(),
+            };
             let wt_owned = wt.to_path_buf();
             let changed = tokio::task::spawn_blocking(move || {
                 garrison_vault::changed_files(&wt_owned, &base)
@@ -294,18 +300,11 @@ impl Orchestrator {
 
     /// `base_sha` the order's current worktree started from.
     async fn worktree_base(&self, order_id: &str) -> Result<String> {
-        let mut q = super::co::order_events(order_id, EventType::WorktreeReady);
-        q.newest_first = true;
-        q.limit = Some(1);
         Ok(self
-            .ledger
-            .read(&q)
+            .order_event_payload(order_id, EventType::WorktreeReady, true)
             .await?
-            .into_iter()
-            .next()
-            .and_then(|r| {
-                r.payload
-                    .get("base_sha")
+            .and_then(|p| {
+                p.get("base_sha")
                     .and_then(Value::as_str)
                     .map(str::to_string)
             })

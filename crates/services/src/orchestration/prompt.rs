@@ -11,35 +11,15 @@ use serde_json::{Value, json};
 
 use super::Orchestrator;
 use super::co::now;
+use crate::values::strings;
 
 fn criteria(spec: &Value) -> Vec<String> {
-    let listed: Vec<String> = spec
-        .get("acceptance_criteria")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let listed = strings(spec, "/acceptance_criteria");
     if listed.is_empty() {
         vec!["The objective is met and the work is committed in this worktree.".to_string()]
     } else {
         listed
     }
-}
-
-fn lock_scope(spec: &Value) -> Vec<String> {
-    spec.get("lock_scope")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The prompt a unit receives (on stdin, in argv, or as the model's task).
@@ -56,7 +36,7 @@ pub(crate) fn unit_prompt(order: &OrderFile, spec: &Value) -> String {
             Value::Object(order.inputs.clone())
         ));
     }
-    let locks = lock_scope(spec);
+    let locks = strings(spec, "/lock_scope");
     if !locks.is_empty() {
         p.push_str(&format!("Only change these paths: {}\n", locks.join(", ")));
     }

@@ -1,4 +1,4 @@
-//! Small readers over JSON documents shared by import and reports.
+//! Small readers over JSON documents, shared by the services.
 
 use serde_json::Value;
 
