@@ -59,13 +59,13 @@ pub struct RebuildArgs {
     database_url: Option<String>,
 }
 
-enum Target {
+pub(crate) enum Target {
     Sqlite(tempfile::TempDir),
     Postgres(String),
 }
 
 impl Target {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Target::Sqlite(_) => "sqlite",
             Target::Postgres(_) => "postgres",
@@ -73,7 +73,7 @@ impl Target {
     }
 
     /// A fresh, empty ledger.
-    async fn fresh(&self) -> anyhow::Result<Arc<dyn Ledger>> {
+    pub(crate) async fn fresh(&self) -> anyhow::Result<Arc<dyn Ledger>> {
         match self {
             Target::Sqlite(dir) => {
                 let path = dir.path().join(next_name("ledger"));
@@ -100,7 +100,7 @@ fn next_name(prefix: &str) -> String {
     )
 }
 
-async fn reset_postgres(url: &str) -> anyhow::Result<()> {
+pub(crate) async fn reset_postgres(url: &str) -> anyhow::Result<()> {
     let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS events, run_snapshots, order_snapshots, dead_letters, schema_migrations, bench_baseline",
@@ -110,7 +110,7 @@ async fn reset_postgres(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn targets(database_url: Option<String>) -> anyhow::Result<Vec<Target>> {
+pub(crate) fn targets(database_url: Option<String>) -> anyhow::Result<Vec<Target>> {
     let mut t = vec![Target::Sqlite(tempfile::tempdir()?)];
     if let Some(url) = database_url {
         t.push(Target::Postgres(url));
@@ -184,7 +184,7 @@ pub async fn appends(args: AppendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(xs: &mut [f64]) -> f64 {
+pub(crate) fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
 }

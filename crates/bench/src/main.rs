@@ -3,6 +3,7 @@
 //! line on stdout; progress on stderr.
 
 mod appleseed;
+mod dispatch;
 mod http;
 mod ingest;
 mod ledger;
@@ -34,6 +35,10 @@ enum Scenario {
     Ingest(ingest::IngestArgs),
     /// Appleseed envelope ingest + projection, beside parse-and-append with one fsync.
     Appleseed(appleseed::AppleseedArgs),
+    /// Orchestration queue: no-op orders through claim → report, in process
+    /// and by remote workers over HTTP, beside the same lifecycle appended
+    /// straight to the ledger; and lease-expiry reissue time.
+    Dispatch(dispatch::DispatchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Ingest(args) => ingest::run(args).await,
             // Synchronous file I/O, like the CLI.
             Scenario::Appleseed(args) => appleseed::run(args),
+            Scenario::Dispatch(args) => dispatch::run(args).await,
         }
     })
 }

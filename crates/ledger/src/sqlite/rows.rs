@@ -73,7 +73,13 @@ pub(super) fn read(conn: &Connection, q: &Query) -> Result<Vec<Record>> {
         sql.push_str(" AND order_id = ?3");
     }
     if type_name.is_some() {
-        sql.push_str(" AND type = ?4");
+        // With a run or order id, that id's index is the selective one; the
+        // unary `+` keeps SQLite from walking every event of the type instead.
+        sql.push_str(if q.run_id.is_some() || q.order_id.is_some() {
+            " AND +type = ?4"
+        } else {
+            " AND type = ?4"
+        });
     }
     sql.push_str(if q.newest_first {
         " ORDER BY seq DESC LIMIT ?5"
@@ -113,7 +119,7 @@ pub(super) fn order_snapshot(conn: &Connection, order_id: &str) -> Result<Option
 pub(super) fn run_orders(conn: &Connection, run_id: &str) -> Result<Vec<OrderSnapshot>> {
     let mut stmt = conn.prepare_cached(
         "SELECT o.data FROM events e JOIN order_snapshots o ON o.order_id = e.order_id
-         WHERE e.run_id = ?1 AND e.type = 'ORDER_CREATED'
+         WHERE e.run_id = ?1 AND +e.type = 'ORDER_CREATED'
          ORDER BY e.seq",
     )?;
     let rows = stmt.query_map([run_id], |r| r.get::<_, String>(0))?;

@@ -467,13 +467,17 @@ impl Orchestrator {
         let Some(order) = self.ledger.order_snapshot(&reported.order_id).await? else {
             return Ok(());
         };
-        if reported.status == "COMPLETED"
-            && order.theater_id.as_deref().is_some_and(|t| !t.is_empty())
-        {
+        let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
+        if reported.status == "COMPLETED" && has_theater {
             self.mark_ready(&order).await?;
             self.integrate_ready(&order.order_id).await?;
         }
         if let Some(run_id) = &order.run_id {
+            // Reading every order of the run per report adds up; another
+            // report of the run still to come can advance it instead.
+            if !has_theater && self.advance_can_wait(run_id, &order.order_id) {
+                return Ok(());
+            }
             self.advance(run_id).await?;
         }
         Ok(())

@@ -302,10 +302,15 @@ impl Orchestrator {
             run_status: run.status.as_str().to_string(),
             ..Advance::default()
         };
-        if run.status != RunStatus::Open || run.metadata.get(RUN_DISPATCHED).is_none() {
+        if run.status != RunStatus::Open {
+            self.forget_run(run_id);
+            return Ok(out);
+        }
+        if run.metadata.get(RUN_DISPATCHED).is_none() {
             return Ok(out);
         }
         let mut orders = self.ledger.run_orders(run_id).await?;
+        self.note_dependencies(run_id, &orders);
         // Orders are created in dependency order, so one pass sees each
         // dependency's outcome (including blocks made in this pass) first.
         for i in 0..orders.len() {
@@ -402,6 +407,7 @@ impl Orchestrator {
             .payload(payload);
         let appended = self.ledger.append(ev).await?;
         self.mark_open(&run.run_id, false);
+        self.forget_run(&run.run_id);
         Ok(appended.record.event_type.run_status().unwrap_or(status))
     }
 

@@ -47,6 +47,8 @@ impl OrchestrationError {
     /// The HTTP status a surface answers with.
     pub fn http_status(&self) -> u16 {
         match self {
+            // Well-formed JSON the contract refuses: 422, as on every other surface.
+            OrchestrationError::Invalid { code, .. } if *code == "SCHEMA_INVALID" => 422,
             OrchestrationError::Invalid { .. } | OrchestrationError::BadRequest(_) => 400,
             OrchestrationError::NotFound(_) => 404,
             OrchestrationError::Conflict(_) => 409,

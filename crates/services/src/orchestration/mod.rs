@@ -8,6 +8,8 @@
 //! append; the orchestrator's own memory (ready queue, leases, open runs) is
 //! an index rebuilt from the ledger by [`Orchestrator::restore`].
 
+#[cfg(test)]
+mod advance_tests;
 mod claims;
 mod co;
 mod error;
@@ -24,11 +26,11 @@ pub mod queue;
 mod settings;
 mod theaters;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use garrison_contracts::ironclaw::{EventType, NewEvent, OrderStatus, RunStatus};
-use garrison_ledger::{Ledger, Query};
+use garrison_ledger::{Ledger, OrderSnapshot, Query};
 
 pub use claims::{Job, Report, Reported};
 pub use co::{Advance, ChatOutcome, CreateRun, PlanSource, PlannedOrder, RunView};
@@ -61,6 +63,12 @@ pub struct Orchestrator {
     integrated: Mutex<HashMap<String, VecDeque<(String, jiff::Timestamp)>>>,
     /// Orders whose integration a restart interrupted, for the next patrol.
     interrupted: Mutex<Vec<String>>,
+    /// Per run, the orders another order of it depends on, as its latest
+    /// full `advance` found them (see [`Orchestrator::advance_can_wait`]).
+    depended_on: Mutex<HashMap<String, HashSet<String>>>,
+    /// Runs whose advance a report left to a later one; the duty officer
+    /// advances them on its next patrol whatever happened since.
+    deferred: Mutex<BTreeSet<String>>,
     /// Recent (queue depth, claims so far) samples for the sentinel.
     backlog: Mutex<VecDeque<(usize, u64)>>,
 }
@@ -87,6 +95,8 @@ impl Orchestrator {
             integrate_lock: tokio::sync::Mutex::new(()),
             integrated: Mutex::new(HashMap::new()),
             interrupted: Mutex::new(Vec::new()),
+            depended_on: Mutex::new(HashMap::new()),
+            deferred: Mutex::new(BTreeSet::new()),
             backlog: Mutex::new(VecDeque::new()),
         })
     }
@@ -103,6 +113,64 @@ impl Orchestrator {
         self.interrupted
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+
+    /// Records which orders of `run_id` others depend on (from all its orders).
+    pub(crate) fn note_dependencies(&self, run_id: &str, orders: &[OrderSnapshot]) {
+        let targets: HashSet<String> = orders
+            .iter()
+            .flat_map(|o| o.depends_on.iter().cloned())
+            .collect();
+        if let Ok(mut m) = self.depended_on.lock() {
+            m.insert(run_id.to_string(), targets);
+        }
+    }
+
+    pub(crate) fn forget_run(&self, run_id: &str) {
+        if let Ok(mut m) = self.depended_on.lock() {
+            m.remove(run_id);
+        }
+    }
+
+    /// Whether the `advance` after the report of `order_id` (an order
+    /// without a theater: its report settled it, no integration follows) can
+    /// be left to a later one. It can when no order of the run depends on it
+    /// (as of the run's latest full advance) and another order of the run is
+    /// still ready or held in this process's queue: that order's own report
+    /// comes later and makes the same check after this order's release, so
+    /// of the two the last one advances, and sees both outcomes. Whatever
+    /// else happens to that order, the duty officer advances the run at its
+    /// next patrol.
+    pub(crate) fn advance_can_wait(&self, run_id: &str, order_id: &str) -> bool {
+        let depended = self
+            .depended_on
+            .lock()
+            .ok()
+            .and_then(|m| m.get(run_id).map(|d| d.contains(order_id)));
+        // Unknown (no full advance here yet) or depended on: advance now.
+        if depended != Some(false) || !self.queue.run_has_other(run_id, order_id) {
+            return false;
+        }
+        self.defer(run_id)
+    }
+
+    /// Leaves `run_id` for the duty officer to advance; false if it cannot.
+    pub(crate) fn defer(&self, run_id: &str) -> bool {
+        match self.deferred.lock() {
+            Ok(mut d) => {
+                d.insert(run_id.to_string());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Takes the runs whose advance a report deferred.
+    pub(crate) fn take_deferred(&self) -> Vec<String> {
+        self.deferred
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d).into_iter().collect())
             .unwrap_or_default()
     }
 

@@ -147,6 +147,13 @@ impl Orchestrator {
                 }
             }
         }
+        // Runs whose advance a report deferred (see `advance_can_wait`).
+        for run_id in self.take_deferred() {
+            if let Err(e) = self.advance(&run_id).await {
+                tracing::warn!(run_id = %run_id, error = %e, "advancing a deferred run; retried next patrol");
+                self.defer(&run_id);
+            }
+        }
         report.queue_depth = self.queue.depth();
         report.active = self.queue.active_count();
         self.ledger

@@ -222,6 +222,19 @@ impl Queue {
         })
     }
 
+    /// Whether an order of `run_id` other than `except` is ready or active.
+    pub fn run_has_other(&self, run_id: &str, except: &str) -> bool {
+        let of_run = |order_id: &str, run: Option<&str>| run == Some(run_id) && order_id != except;
+        self.with(|s| {
+            s.active
+                .values()
+                .any(|a| of_run(&a.order_id, a.run_id.as_deref()))
+                || s.ready
+                    .values()
+                    .any(|r| of_run(&r.order_id, r.run_id.as_deref()))
+        })
+    }
+
     /// Orders waiting (ready, including lock-blocked ones).
     pub fn depth(&self) -> usize {
         self.with(|s| s.ready.len())
@@ -291,6 +304,23 @@ mod tests {
         assert!(q.lock_blocked("b"));
         q.release("a");
         assert_eq!(q.take("u3", lease, None).unwrap().order_id, "b");
+    }
+
+    #[test]
+    fn run_has_other_sees_ready_and_active_orders_of_the_run() {
+        let q = Queue::default();
+        q.push(ready("a", 1, &[]));
+        q.push(ready("b", 2, &[]));
+        assert!(q.run_has_other("r", "a"));
+        assert!(!q.run_has_other("other-run", "a"));
+        let lease = Duration::from_secs(30);
+        assert_eq!(q.take("u", lease, Some("a")).unwrap().order_id, "a");
+        // b is ready, a is active.
+        assert!(q.run_has_other("r", "a"));
+        assert!(q.run_has_other("r", "b"));
+        q.release("a");
+        assert!(!q.run_has_other("r", "b"));
+        assert!(q.run_has_other("r", "a"));
     }
 
     #[test]

@@ -44,6 +44,8 @@ impl Theaters {
     /// the theater is bound to that repository; a theater already bound to
     /// a different one is refused rather than silently moved.
     pub async fn open(&self, theater_id: &str, repo_path: Option<&Path>) -> Result<Theater> {
+        // Checked before the id becomes part of any path.
+        garrison_vault::validate_id(theater_id)?;
         if let Some(t) = self.cached(theater_id)
             && repo_path.is_none_or(|p| same_path(p, &t.repo))
         {
