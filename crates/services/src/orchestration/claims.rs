@@ -445,15 +445,8 @@ impl Orchestrator {
         );
         self.queue.release(&order.order_id);
         if reissued {
-            self.queue.push(Ready {
-                order_id: order.order_id.clone(),
-                run_id: order.run_id.clone(),
-                theater_id: order.theater_id.clone(),
-                lock_scope: order.lock_scope.clone(),
-                version,
-                attempt: active.attempt + 1,
-                created_seq: order.created_seq,
-            });
+            self.queue
+                .push(Ready::of(&order, active.attempt + 1, version));
         }
         Ok(Reported {
             order_id: order.order_id,

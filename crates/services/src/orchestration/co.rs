@@ -342,15 +342,8 @@ impl Orchestrator {
                 {
                     Ok(a) => {
                         out.enqueued.push(o.order_id.clone());
-                        self.queue.push(Ready {
-                            order_id: o.order_id.clone(),
-                            run_id: o.run_id.clone(),
-                            theater_id: o.theater_id.clone(),
-                            lock_scope: o.lock_scope.clone(),
-                            version: a.record.stream_version,
-                            attempt: o.attempt,
-                            created_seq: o.created_seq,
-                        });
+                        self.queue
+                            .push(Ready::of(o, o.attempt, a.record.stream_version));
                         orders[i].last_event_type = EventType::OrderEnqueued;
                     }
                     Err(LedgerError::ConcurrencyConflict { .. }) => {}

@@ -230,15 +230,7 @@ impl Orchestrator {
                         ) =>
                     {
                         stats.ready += 1;
-                        self.queue.push(queue::Ready {
-                            order_id: o.order_id.clone(),
-                            run_id: o.run_id.clone(),
-                            theater_id: o.theater_id.clone(),
-                            lock_scope: o.lock_scope.clone(),
-                            version,
-                            attempt: o.attempt,
-                            created_seq: o.created_seq,
-                        });
+                        self.queue.push(queue::Ready::of(&o, o.attempt, version));
                     }
                     OrderStatus::Claimed | OrderStatus::Running => {
                         stats.claimed += 1;

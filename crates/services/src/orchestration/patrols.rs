@@ -60,15 +60,7 @@ impl Orchestrator {
                     Some(&order.order_id),
                 );
                 let version = self.ledger.stream_version(&stream).await?;
-                self.queue.push(Ready {
-                    order_id: order.order_id.clone(),
-                    run_id: order.run_id.clone(),
-                    theater_id: order.theater_id.clone(),
-                    lock_scope: order.lock_scope.clone(),
-                    version,
-                    attempt: order.attempt,
-                    created_seq: order.created_seq,
-                });
+                self.queue.push(Ready::of(&order, order.attempt, version));
                 continue;
             }
             if order.status.task_status() != garrison_contracts::task::TaskStatus::InProgress {
@@ -131,15 +123,8 @@ impl Orchestrator {
                 .unwrap_or(0);
             if retry {
                 report.reissued.push(order.order_id.clone());
-                self.queue.push(Ready {
-                    order_id: order.order_id.clone(),
-                    run_id: order.run_id.clone(),
-                    theater_id: order.theater_id.clone(),
-                    lock_scope: order.lock_scope.clone(),
-                    version,
-                    attempt: lapsed.attempt + 1,
-                    created_seq: order.created_seq,
-                });
+                self.queue
+                    .push(Ready::of(&order, lapsed.attempt + 1, version));
             } else {
                 report.failed.push(order.order_id.clone());
                 if let Some(run_id) = &order.run_id {

@@ -30,6 +30,21 @@ pub struct Ready {
     pub created_seq: i64,
 }
 
+impl Ready {
+    /// The ready entry for `order` at `attempt`, its stream at `version`.
+    pub fn of(order: &garrison_ledger::OrderSnapshot, attempt: u32, version: i64) -> Ready {
+        Ready {
+            order_id: order.order_id.clone(),
+            run_id: order.run_id.clone(),
+            theater_id: order.theater_id.clone(),
+            lock_scope: order.lock_scope.clone(),
+            version,
+            attempt,
+            created_seq: order.created_seq,
+        }
+    }
+}
+
 /// A claimed order: its locks and its lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Active {
