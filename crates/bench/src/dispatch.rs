@@ -22,7 +22,6 @@
 //! reports, with the duty officer patrolling every 50 ms: the time from the
 //! claim to ORDER_REISSUED, against the lease.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,7 +35,6 @@ use garrison_server::{OrchestrationSettings, Orchestrator, ServeConfig};
 use garrison_services::http_client::ServerUrl;
 use garrison_services::orchestration::{Job, Report, new_id};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use crate::ledger::{Target, median, reset_postgres, targets};
 use crate::stats::{percentile_ms, round3};
@@ -380,18 +378,10 @@ async fn remote(
         reset_postgres(url).await?;
         config.database_url = Some(url.clone());
     }
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = oneshot::channel::<(SocketAddr, Option<Arc<Orchestrator>>)>();
-    let server = tokio::spawn(garrison_server::serve(
-        config,
-        async move {
-            let _ = stop_rx.await;
-        },
-        move |r| {
-            let _ = ready_tx.send((r.addr, r.orchestrator.clone()));
-        },
-    ));
-    let (addr, orch) = ready_rx.await.context("garrison did not start")?;
+    let garrison_server::Spawned { ready, stop, task } = garrison_server::spawn(config)
+        .await
+        .context("garrison did not start")?;
+    let (addr, orch) = (ready.addr, ready.orchestrator);
     let orch = orch.context("orchestration is not running")?;
     let ledger = orch.ledger.clone();
     let runs = seed_queue(&orch, orders, per_run).await?;
@@ -451,8 +441,8 @@ async fn remote(
         Ok(())
     };
     drop(ledger);
-    let _ = stop_tx.send(());
-    server.await.context("server task")??;
+    let _ = stop.send(());
+    task.await.context("server task")??;
     checked?;
     Ok(Measured { done, secs, claims })
 }

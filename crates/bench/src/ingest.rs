@@ -157,18 +157,10 @@ async fn start_garrison(
         feed_limit: 50,
         ..MilestoneSettings::default()
     };
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    tokio::spawn(garrison_server::serve(
-        config,
-        async move {
-            let _ = stop_rx.await;
-        },
-        move |r| {
-            let _ = ready_tx.send(r.addr);
-        },
-    ));
-    Ok((ready_rx.await.context("garrison did not start")?, stop_tx))
+    let spawned = garrison_server::spawn(config)
+        .await
+        .context("garrison did not start")?;
+    Ok((spawned.ready.addr, spawned.stop))
 }
 
 /// The baseline: an axum endpoint that answers a fixed JSON body.

@@ -98,26 +98,7 @@ pub fn run(global: &Global, args: DemoArgs) -> Result<ExitCode> {
 
     let rt = crate::runtime()?;
     rt.block_on(async move {
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(garrison_server::serve(
-            config,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |r: &Ready| {
-                let _ = ready_tx.send(r.clone());
-            },
-        ));
-        let ready = match ready_rx.await {
-            Ok(r) => r,
-            Err(_) => {
-                return match server.await {
-                    Ok(Err(e)) => Err(anyhow!(e)),
-                    _ => Err(anyhow!("the demo server stopped before it was ready")),
-                };
-            }
-        };
+        let garrison_server::Spawned { ready, stop, task } = garrison_server::spawn(config).await?;
         let orch = ready
             .orchestrator
             .clone()
@@ -131,8 +112,8 @@ pub fn run(global: &Global, args: DemoArgs) -> Result<ExitCode> {
             );
             let _ = tokio::signal::ctrl_c().await;
         }
-        let _ = stop_tx.send(());
-        server.await.map_err(|e| anyhow!("server task: {e}"))??;
+        let _ = stop.send(());
+        task.await.map_err(|e| anyhow!("server task: {e}"))??;
         outcome
     })
 }

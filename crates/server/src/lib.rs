@@ -224,6 +224,42 @@ pub async fn serve(
     Ok(())
 }
 
+/// A server running in the background (the demo, embedding, tests).
+pub struct Spawned {
+    /// What the server reported once it accepted connections.
+    pub ready: Ready,
+    /// Send (or drop) to start the graceful shutdown.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// Ends when the server has stopped and closed its ledger.
+    pub task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+/// Starts [`serve`] on a task and waits until it is ready; a server that
+/// fails before that returns its error.
+pub async fn spawn(config: ServeConfig) -> Result<Spawned, ServeError> {
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
+    let task = tokio::spawn(serve(
+        config,
+        async move {
+            let _ = stop_rx.await;
+        },
+        move |r: &Ready| {
+            let _ = ready_tx.send(r.clone());
+        },
+    ));
+    match ready_rx.await {
+        Ok(ready) => Ok(Spawned { ready, stop, task }),
+        Err(_) => Err(match task.await {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => ServeError::Serve(std::io::Error::other(
+                "the server stopped before it was ready",
+            )),
+            Err(e) => ServeError::Serve(std::io::Error::other(format!("server task: {e}"))),
+        }),
+    }
+}
+
 async fn run(
     config: ServeConfig,
     addr: SocketAddr,

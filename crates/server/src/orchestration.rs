@@ -218,19 +218,32 @@ async fn theater_of(
     Ok(o.theaters.open(&id, None).await?)
 }
 
-fn vault_event(
+/// Appends vault events for an order, carrying its run when the ledger knows it.
+async fn record_vault_events(
     o: &Orchestrator,
-    t: EventType,
     theater_id: &str,
     order_id: &str,
-    payload: Value,
-) -> NewEvent {
-    let mut e = NewEvent::new(t)
-        .theater(theater_id)
-        .order(order_id)
-        .payload(payload);
-    e.garrison_id = o.settings.garrison_id.clone();
-    e
+    events: Vec<(EventType, Value)>,
+) -> Result<(), ApiError> {
+    let run_id = o
+        .ledger
+        .order_snapshot(order_id)
+        .await?
+        .and_then(|s| s.run_id);
+    let batch = events
+        .into_iter()
+        .map(|(t, payload)| {
+            let mut e = NewEvent::new(t)
+                .theater(theater_id)
+                .order(order_id)
+                .payload(payload);
+            e.garrison_id = o.settings.garrison_id.clone();
+            e.run_id = run_id.clone();
+            e
+        })
+        .collect();
+    o.ledger.append_batch(batch).await?;
+    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -253,33 +266,16 @@ async fn create_worktree(
     let t = theater.clone();
     let wt = blocking(move || t.create_worktree(&order_id, &branch)).await?;
     let payload = json!({"worktree_path": wt.path.display().to_string(), "branch": wt.branch, "base_sha": wt.base_sha});
-    let run_id = o
-        .ledger
-        .order_snapshot(&req.order_id)
-        .await?
-        .and_then(|s| s.run_id);
-    let mut batch = vec![
-        vault_event(
-            &o,
-            EventType::WorktreeCreated,
-            &req.theater_id,
-            &req.order_id,
-            payload.clone(),
-        ),
-        vault_event(
-            &o,
-            EventType::WorktreeReady,
-            &req.theater_id,
-            &req.order_id,
-            payload,
-        ),
-    ];
-    if let Some(r) = run_id {
-        for e in &mut batch {
-            e.run_id = Some(r.clone());
-        }
-    }
-    o.ledger.append_batch(batch).await?;
+    record_vault_events(
+        &o,
+        &req.theater_id,
+        &req.order_id,
+        vec![
+            (EventType::WorktreeCreated, payload.clone()),
+            (EventType::WorktreeReady, payload),
+        ],
+    )
+    .await?;
     Ok(ok(
         StatusCode::CREATED,
         json!({"worktree_path": wt.path.display().to_string(), "branch": wt.branch}),
@@ -332,25 +328,44 @@ struct TheaterParam {
     force: Option<bool>,
 }
 
+/// Runs a vault operation on an order's worktree (in its theater) and
+/// records the event it produced.
+async fn worktree_op<T: Send + 'static>(
+    state: &AppState,
+    order_id: &str,
+    theater_id: Option<String>,
+    op: impl FnOnce(&garrison_vault::Theater, &str) -> Result<T, garrison_vault::VaultError>
+    + Send
+    + 'static,
+    event: impl FnOnce(&T) -> (EventType, Value),
+) -> Result<T, ApiError> {
+    let o = orch(state)?;
+    let theater = theater_of(&o, order_id, theater_id).await?;
+    let tid = theater.theater_id.clone();
+    let id = order_id.to_string();
+    let done = blocking(move || op(&theater, &id)).await?;
+    record_vault_events(&o, &tid, order_id, vec![event(&done)]).await?;
+    Ok(done)
+}
+
 async fn archive(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
     ApiQuery(q): ApiQuery<TheaterParam>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
-    let theater = theater_of(&o, &order_id, q.theater_id).await?;
-    let tid = theater.theater_id.clone();
-    let id = order_id.clone();
-    let archived = blocking(move || theater.archive(&id)).await?;
-    o.ledger
-        .append(vault_event(
-            &o,
-            EventType::WorktreeArchived,
-            &tid,
-            &order_id,
-            json!({"tag": archived.tag, "commit_sha": archived.commit_sha}),
-        ))
-        .await?;
+    let archived = worktree_op(
+        &state,
+        &order_id,
+        q.theater_id,
+        |t, id| t.archive(id),
+        |a| {
+            (
+                EventType::WorktreeArchived,
+                json!({"tag": a.tag, "commit_sha": a.commit_sha}),
+            )
+        },
+    )
+    .await?;
     Ok(ok(StatusCode::OK, archived))
 }
 
@@ -361,21 +376,15 @@ async fn remove_worktree(
     Path(order_id): Path<String>,
     ApiQuery(q): ApiQuery<TheaterParam>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
-    let theater = theater_of(&o, &order_id, q.theater_id).await?;
-    let tid = theater.theater_id.clone();
-    let id = order_id.clone();
     let force = q.force.unwrap_or(false);
-    blocking(move || theater.remove_worktree(&id, force)).await?;
-    o.ledger
-        .append(vault_event(
-            &o,
-            EventType::WorktreeRemoved,
-            &tid,
-            &order_id,
-            json!({"force": force}),
-        ))
-        .await?;
+    worktree_op(
+        &state,
+        &order_id,
+        q.theater_id,
+        move |t, id| t.remove_worktree(id, force),
+        |()| (EventType::WorktreeRemoved, json!({"force": force})),
+    )
+    .await?;
     Ok(ok(
         StatusCode::OK,
         json!({"order_id": order_id, "removed": true}),

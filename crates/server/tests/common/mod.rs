@@ -239,21 +239,10 @@ impl Server {
 
     pub async fn start_with(config: ServeConfig) -> Server {
         let data_dir = config.data_dir.clone();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
-        let handle = tokio::spawn(garrison_server::serve(
-            config,
-            async move {
-                let _ = stop_rx.await;
-            },
-            move |r: &Ready| {
-                let _ = ready_tx.send(r.clone());
-            },
-        ));
-        let ready = match ready_rx.await {
-            Ok(r) => r,
-            Err(_) => panic!("server did not start: {:?}", handle.await),
-        };
+        let spawned = garrison_server::spawn(config)
+            .await
+            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        let (ready, stop_tx, handle) = (spawned.ready, spawned.stop, spawned.task);
         Server {
             addr: ready.addr,
             ready,
