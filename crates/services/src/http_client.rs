@@ -2,6 +2,12 @@
 //! running `garrison serve` or a milestone ingest: one-shot JSON GETs, raw
 //! POSTs and a server-sent-events reader. `http://` only; TLS belongs in front
 //! of the server, not here.
+//!
+//! One-shot requests reuse idle keep-alive connections (shared by clones of a
+//! [`ServerUrl`]): a remote worker's claim, heartbeat and report would
+//! otherwise each pay a TCP handshake and leave a socket in TIME_WAIT.
+
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -9,6 +15,10 @@ use tokio::net::TcpStream;
 
 /// Cap on a one-shot response body (a page of 1000 events fits easily).
 const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Idle connections kept per server; more concurrent requests than this
+/// still work, their connections are just closed afterwards.
+const MAX_IDLE: usize = 64;
 
 /// Why a request could not be made or its answer not read.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +35,9 @@ pub enum HttpError {
     /// The peer's answer is not the HTTP we understand.
     #[error("{0}")]
     Protocol(String),
+    /// The connection ended before any byte of an answer arrived.
+    #[error("the server closed the connection without answering")]
+    Closed,
     #[error("HTTP {status}: response is not JSON: {snippet}")]
     NotJson { status: u16, snippet: String },
     /// A non-2xx answer where only success can be used (event streams).
@@ -47,13 +60,46 @@ fn bad_url<T>(url: &str, reason: &str) -> Result<T> {
     })
 }
 
-/// A parsed `http://host:port/base` server URL.
+/// A parsed `http://host:port/base` server URL, with its idle connections.
 #[derive(Debug, Clone)]
 pub struct ServerUrl {
     /// `host:port`, as sent in `Host:` and used to connect.
     authority: String,
     /// Path prefix without a trailing slash ("" for the root).
     base: String,
+    idle: Arc<Idle>,
+}
+
+type Conn = BufReader<TcpStream>;
+
+/// Keep-alive connections waiting for their next request.
+#[derive(Debug, Default)]
+struct Idle(Mutex<Vec<Conn>>);
+
+impl Idle {
+    /// An idle connection the server has not closed meanwhile.
+    fn take(&self) -> Option<Conn> {
+        let mut idle = self.0.lock().ok()?;
+        while let Some(conn) = idle.pop() {
+            // A live idle connection has nothing to read: end of stream means
+            // the server closed it, stray bytes mean it is out of step.
+            let mut probe = [0u8; 1];
+            if conn.buffer().is_empty()
+                && matches!(conn.get_ref().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, conn: Conn) {
+        if let Ok(mut idle) = self.0.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(conn);
+        }
+    }
 }
 
 impl ServerUrl {
@@ -89,7 +135,54 @@ impl ServerUrl {
         Ok(ServerUrl {
             authority,
             base: base.to_string(),
+            idle: Arc::default(),
         })
+    }
+
+    fn target(&self, path_and_query: &str) -> String {
+        let mut target = format!("{}{}", self.base, path_and_query);
+        if target.is_empty() {
+            target.push('/');
+        }
+        target
+    }
+
+    /// Sends one complete request and reads its whole answer, on an idle
+    /// connection when there is one. A reused connection that the server
+    /// closed before answering is retried once on a fresh one: the server
+    /// only closes between requests, so the first send was never processed.
+    async fn exchange(&self, request: &[u8]) -> Result<Response> {
+        loop {
+            let (mut conn, reused) = match self.idle.take() {
+                Some(conn) => (conn, true),
+                None => {
+                    let stream = self.connect().await?;
+                    let _ = stream.set_nodelay(true);
+                    (BufReader::new(stream), false)
+                }
+            };
+            let answer = async {
+                conn.get_mut().write_all(request).await?;
+                let head = read_head(&mut conn).await?;
+                let body = read_body(&mut conn, &head).await?;
+                Ok::<_, HttpError>((head, body))
+            }
+            .await;
+            match answer {
+                Ok((head, body)) => {
+                    if head.keep_alive && head.framed(body.len()) {
+                        self.idle.put(conn);
+                    }
+                    return Ok(Response {
+                        status: head.status,
+                        status_line: head.status_line,
+                        body,
+                    });
+                }
+                Err(e) if reused && e.before_answer() => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn connect(&self) -> Result<TcpStream> {
@@ -101,6 +194,8 @@ impl ServerUrl {
             })
     }
 
+    /// Sends a GET on a connection of its own (event streams never end
+    /// in a reusable state).
     async fn send(
         &self,
         path_and_query: &str,
@@ -110,8 +205,9 @@ impl ServerUrl {
         let mut stream = self.connect().await?;
         let _ = stream.set_nodelay(true);
         let mut head = format!(
-            "GET {}{} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n{extra}",
-            self.base, path_and_query, self.authority
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n{extra}",
+            self.target(path_and_query),
+            self.authority
         );
         if let Some(t) = token {
             head.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -127,17 +223,21 @@ impl ServerUrl {
         path_and_query: &str,
         token: Option<&str>,
     ) -> Result<(u16, Value)> {
-        let stream = self
-            .send(path_and_query, token, "Connection: close\r\n")
-            .await?;
-        let mut reader = BufReader::new(stream);
-        let head = read_head(&mut reader).await?;
-        let body = read_body(&mut reader, &head).await?;
-        let json = serde_json::from_slice(&body).map_err(|_| HttpError::NotJson {
-            status: head.status,
-            snippet: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        let mut head = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n",
+            self.target(path_and_query),
+            self.authority
+        );
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        let resp = self.exchange(head.as_bytes()).await?;
+        let json = serde_json::from_slice(&resp.body).map_err(|_| HttpError::NotJson {
+            status: resp.status,
+            snippet: String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)]).into_owned(),
         })?;
-        Ok((head.status, json))
+        Ok((resp.status, json))
     }
 
     /// POSTs `body` as is (the caller signs these exact bytes) with the
@@ -148,14 +248,9 @@ impl ServerUrl {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response> {
-        let mut stream = self.connect().await?;
-        let _ = stream.set_nodelay(true);
-        let mut target = format!("{}{}", self.base, path_and_query);
-        if target.is_empty() {
-            target.push('/');
-        }
         let mut head = format!(
-            "POST {target} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nContent-Length: {}\r\n",
+            self.target(path_and_query),
             self.authority,
             body.len()
         );
@@ -166,17 +261,9 @@ impl ServerUrl {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        stream.flush().await?;
-        let mut reader = BufReader::new(stream);
-        let head = read_head(&mut reader).await?;
-        let body = read_body(&mut reader, &head).await?;
-        Ok(Response {
-            status: head.status,
-            status_line: head.status_line,
-            body,
-        })
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.exchange(&request).await
     }
 
     /// Opens a server-sent-events stream. Non-2xx answers become errors that
@@ -234,10 +321,34 @@ struct Head {
     status_line: String,
     chunked: bool,
     content_length: Option<usize>,
+    /// HTTP/1.1 without `Connection: close`.
+    keep_alive: bool,
+}
+
+impl Head {
+    /// Whether a body of `read` bytes ended where the framing says, so the
+    /// next answer on this connection starts at its first byte.
+    fn framed(&self, read: usize) -> bool {
+        self.chunked || self.content_length == Some(read)
+    }
+}
+
+impl HttpError {
+    /// The connection failed before any answer arrived (a stale keep-alive).
+    fn before_answer(&self) -> bool {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        match self {
+            HttpError::Closed => true,
+            HttpError::Io(e) => {
+                matches!(e.kind(), BrokenPipe | ConnectionAborted | ConnectionReset)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The body after `head`: chunked, `Content-Length`, or up to the close.
-async fn read_body(reader: &mut BufReader<TcpStream>, head: &Head) -> Result<Vec<u8>> {
+async fn read_body(reader: &mut Conn, head: &Head) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     if head.chunked {
         while let Some(chunk) = read_chunk(reader).await? {
@@ -253,10 +364,10 @@ async fn read_body(reader: &mut BufReader<TcpStream>, head: &Head) -> Result<Vec
     Ok(body)
 }
 
-async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
+async fn read_head(reader: &mut Conn) -> Result<Head> {
     let mut line = String::new();
     if reader.read_line(&mut line).await? == 0 {
-        return protocol("the server closed the connection without answering");
+        return Err(HttpError::Closed);
     }
     let status = line
         .split(' ')
@@ -268,6 +379,7 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
         status_line: line.trim_end().to_string(),
         chunked: false,
         content_length: None,
+        keep_alive: line.starts_with("HTTP/1.1 "),
     };
     loop {
         line.clear();
@@ -284,13 +396,15 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head> {
                 head.chunked = true;
             } else if k.eq_ignore_ascii_case("content-length") {
                 head.content_length = v.parse().ok();
+            } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
+                head.keep_alive = false;
             }
         }
     }
 }
 
 /// One chunk of a chunked body; `None` at the terminating zero-size chunk.
-async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
+async fn read_chunk(reader: &mut Conn) -> Result<Option<Vec<u8>>> {
     let mut line = String::new();
     if reader.read_line(&mut line).await? == 0 {
         return Ok(None);
@@ -302,7 +416,13 @@ async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>
         return protocol("chunk too large");
     }
     if size == 0 {
-        return Ok(None);
+        // Trailer fields, then the blank line that ends the message.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
+                return Ok(None);
+            }
+        }
     }
     let mut chunk = vec![0u8; size];
     reader.read_exact(&mut chunk).await?;
@@ -320,7 +440,7 @@ pub struct SseEvent {
 }
 
 pub struct SseStream {
-    reader: BufReader<TcpStream>,
+    reader: Conn,
     chunked: bool,
     /// Decoded body bytes not yet split into lines.
     buf: Vec<u8>,
@@ -430,6 +550,83 @@ mod tests {
         assert!(ServerUrl::parse("127.0.0.1:7878").is_err());
         assert!(ServerUrl::parse("http://").is_err());
         assert!(ServerUrl::parse("http://h:port").is_err());
+    }
+
+    /// A bare HTTP/1.1 server that answers `answers_per_conn` requests on
+    /// each connection (then closes it without warning) and counts accepts.
+    async fn counting_server(
+        answers_per_conn: usize,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(async move {
+                    let mut conn = BufReader::new(stream);
+                    for _ in 0..answers_per_conn {
+                        let mut len = 0usize;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line.trim_end().is_empty() {
+                                break;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0u8; len];
+                        conn.read_exact(&mut body).await.unwrap();
+                        let answer = format!("{{\"conn\":{n},\"got\":{len}}}");
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        conn.get_mut().write_all(reply.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}"), accepted)
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_share_one_connection() {
+        let (url, accepted) = counting_server(usize::MAX).await;
+        let server = ServerUrl::parse(&url).unwrap();
+        let clone = server.clone();
+        for i in 0..5 {
+            let resp = server.post("/x", &[], &vec![b'a'; i]).await.unwrap();
+            let v: Value = serde_json::from_slice(&resp.body).unwrap();
+            assert_eq!(v["got"], i);
+            let (status, _) = clone.get_json("/y", None).await.unwrap();
+            assert_eq!(status, 200);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_dropped_is_replaced() {
+        let (url, accepted) = counting_server(1).await;
+        let server = ServerUrl::parse(&url).unwrap();
+        for i in 1..=3 {
+            let resp = server.post("/x", &[], b"{}").await.unwrap();
+            let v: Value = serde_json::from_slice(&resp.body).unwrap();
+            assert_eq!(
+                v["conn"], i,
+                "each request after a drop gets a fresh connection"
+            );
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]
