@@ -282,6 +282,37 @@ fn demo_runs_offline_end_to_end() {
             serde_json::from_str(&show(&format!(".garrison/orders/{id}/aar.json"))).unwrap();
         assert_eq!(aar["order_id"], id);
     }
+
+    // The demo's ledger backed up and restored into a fresh data dir shows
+    // the same run.
+    let backup = dir.path().join("backup.jsonl");
+    let o = run_in(
+        &dir.path().join("data"),
+        &["ledger", "export", "--out", backup.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let exported: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(exported["events"].as_u64().unwrap() > 20, "{exported}");
+    let o = run_in(
+        &dir.path().join("restored"),
+        &["ledger", "import", backup.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let imported: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(imported["events"], exported["events"]);
+    assert_eq!(imported["head"], exported["head"]);
+    let run_id = doc["run_id"].as_str().unwrap();
+    let show = |data: &str| stdout(&run_in(&dir.path().join(data), &["runs", "show", run_id]));
+    let (before, after) = (show("data"), show("restored"));
+    assert!(before.contains(run_id), "{before}");
+    assert_eq!(before, after);
+    // A second import is refused: the target is no longer empty.
+    let o = run_in(
+        &dir.path().join("restored"),
+        &["ledger", "import", backup.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
 }
 
 #[test]

@@ -36,7 +36,8 @@ pub fn verify(secret: &[u8], body: &[u8], signature_header: &str) -> Result<bool
     Ok(bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

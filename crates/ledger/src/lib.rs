@@ -5,6 +5,7 @@
 //! projections. Two backends implement [`Ledger`]: SQLite (embedded default,
 //! one writer thread with group commit) and PostgreSQL (shared, scale-out).
 
+pub mod backup;
 mod error;
 mod event;
 pub mod postgres;

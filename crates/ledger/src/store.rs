@@ -66,6 +66,9 @@ pub trait Ledger: Send + Sync + 'static {
     /// Up to `limit` entries of `mailbox`, newest first.
     async fn dead_letters(&self, mailbox: &str, limit: usize) -> Result<Vec<Value>>;
 
+    /// Every mailbox that holds at least one entry, sorted (for backups).
+    async fn dead_letter_mailboxes(&self) -> Result<Vec<String>>;
+
     /// Recomputes every projection from the events alone.
     async fn rebuild(&self) -> Result<RebuildStats>;
 

@@ -411,6 +411,10 @@ impl Ledger for PgLedger {
         parse_entries(&raw)
     }
 
+    async fn dead_letter_mailboxes(&self) -> Result<Vec<String>> {
+        rows::dead_letter_mailboxes(&mut *self.conn().await?).await
+    }
+
     async fn rebuild(&self) -> Result<RebuildStats> {
         self.writer
             .request(|reply| Command::Rebuild { reply })

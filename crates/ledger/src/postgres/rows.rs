@@ -311,6 +311,14 @@ pub(super) async fn push_dead_letter(
     Ok(())
 }
 
+pub(super) async fn dead_letter_mailboxes(c: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT mailbox FROM dead_letters ORDER BY mailbox")
+            .fetch_all(&mut *c)
+            .await?,
+    )
+}
+
 pub(super) async fn dead_letters(
     c: &mut PgConnection,
     mailbox: &str,

@@ -205,6 +205,10 @@ impl Ledger for SqliteLedger {
         parse_entries(&raw)
     }
 
+    async fn dead_letter_mailboxes(&self) -> Result<Vec<String>> {
+        self.read_with(rows::dead_letter_mailboxes).await
+    }
+
     async fn rebuild(&self) -> Result<RebuildStats> {
         self.writer
             .request(|reply| Command::Rebuild { reply })

@@ -193,6 +193,13 @@ pub(super) fn push_dead_letter(
     Ok(())
 }
 
+pub(super) fn dead_letter_mailboxes(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT mailbox FROM dead_letters ORDER BY mailbox")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 pub(super) fn dead_letters(conn: &Connection, mailbox: &str, limit: usize) -> Result<Vec<String>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(
