@@ -171,8 +171,12 @@ async fn order(
     ))
 }
 
-/// Readiness: 200 once the ledger answers.
+/// Readiness: 200 once the ledger answers, 503 once shutdown has begun (so a
+/// load balancer stops sending work while in-flight requests drain).
 async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.shutting_down() {
+        return Err(ApiError::unavailable("shutting down"));
+    }
     let head_seq = state.ledger.head().await?;
     Ok(ok(
         StatusCode::OK,

@@ -11,6 +11,7 @@ pub mod events_api;
 pub mod ironclaw;
 pub mod learning;
 pub mod ledger_routes;
+pub mod metrics;
 pub mod milestones;
 pub mod orchestration;
 
@@ -86,6 +87,11 @@ impl AppState {
         self
     }
 
+    /// Whether shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
     /// Resolves once the server starts shutting down.
     pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
         let rx = self.shutdown.clone();
@@ -111,6 +117,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(appleseed::routes())
         .merge(learning::routes())
         .merge(orchestration::routes())
+        .merge(metrics::routes())
         .fallback(ironclaw::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit));
     // The milestone ingest enforces its own (smaller) limit so an oversized
@@ -123,6 +130,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             auth::require_token,
         ))
         .layer(axum::middleware::from_fn(ironclaw::envelope_errors))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -216,6 +224,8 @@ pub async fn serve(
         return Err(ServeError::NonLoopbackWithoutToken(addr));
     }
     let ledger = garrison_ledger::open(&config.data_dir, config.database_url.as_deref()).await?;
+    // Every append in this process is counted for `/metrics`.
+    let ledger = garrison_services::metrics::Metered::wrap(ledger);
     let result = run(config, addr, ledger.clone(), shutdown, on_ready).await;
     // Close even when serving failed, so acknowledged appends are flushed.
     let closed = ledger.close().await;

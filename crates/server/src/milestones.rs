@@ -111,7 +111,14 @@ enum Accepted {
 }
 
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match check_and_store(&state, &headers, body).await {
+    let metrics = &garrison_services::metrics::METRICS;
+    let outcome = check_and_store(&state, &headers, body).await;
+    match &outcome {
+        Ok(Accepted::New(_)) => metrics.ingest_accepted.add(1),
+        Ok(Accepted::Duplicate(_)) => metrics.ingest_duplicate.add(1),
+        Err(_) => metrics.ingest_rejected.add(1),
+    }
+    match outcome {
         Ok(Accepted::New(id)) => reply(
             StatusCode::OK,
             json!({"ok": true, "status": "accepted", "milestoneId": id}),

@@ -67,11 +67,7 @@ impl From<OrchestrationError> for ApiError {
 
 fn orch(state: &AppState) -> Result<Arc<Orchestrator>, ApiError> {
     state.orchestrator.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            "orchestration is not running on this node (see --services)",
-        )
+        ApiError::unavailable("orchestration is not running on this node (see --services)")
     })
 }
 

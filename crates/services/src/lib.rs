@@ -9,6 +9,7 @@
 pub mod appleseed;
 pub mod http_client;
 pub mod learning;
+pub mod metrics;
 pub mod milestones;
 pub mod orchestration;
 mod values;

@@ -77,12 +77,19 @@ impl Orchestrator {
     /// worktree is created and prepared and ORDER_STARTED recorded. `None`
     /// when nothing is eligible.
     pub async fn claim(&self, unit_id: &str, only: Option<&str>) -> Result<Option<Job>> {
+        let started = std::time::Instant::now();
         loop {
             let Some(active) = self.queue.take(unit_id, self.settings.lease, only) else {
                 return Ok(None);
             };
             match self.start_attempt(&active).await {
-                Ok(Some(job)) => return Ok(Some(job)),
+                Ok(Some(job)) => {
+                    crate::metrics::METRICS.claims.add(1);
+                    crate::metrics::METRICS
+                        .claim_seconds
+                        .observe(started.elapsed());
+                    return Ok(Some(job));
+                }
                 // Lost the race (another claimer, a cancel): try the next one.
                 Ok(None) => continue,
                 // Whatever state the order is in, the duty officer puts it

@@ -48,6 +48,7 @@ impl Orchestrator {
     pub async fn duty_patrol(&self) -> Result<PatrolReport> {
         let mut report = PatrolReport::default();
         for lapsed in self.queue.take_expired(Instant::now()) {
+            crate::metrics::METRICS.lease_expiries.add(1);
             report.expired.push(lapsed.order_id.clone());
             let Some(order) = self.ledger.order_snapshot(&lapsed.order_id).await? else {
                 continue;
