@@ -101,7 +101,10 @@ fn base64(s: &str) -> Vec<u8> {
             _ => panic!("not base64: {c}"),
         }
     };
-    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
         let mut acc = 0u32;
@@ -123,7 +126,13 @@ struct Driver {
 }
 
 impl Driver {
-    async fn raw(http: &reqwest::Client, method: &str, url: &str, body: Option<&Value>) -> Value {
+    /// One WebDriver call: the response's `value`, or the error `value`.
+    async fn try_raw(
+        http: &reqwest::Client,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Value> {
         let req = match method {
             "GET" => http.get(url),
             "DELETE" => http.delete(url),
@@ -132,13 +141,27 @@ impl Driver {
                 .header("content-type", "application/json")
                 .body(body.cloned().unwrap_or(json!({})).to_string()),
         };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         let status = resp.status();
         let text = resp.text().await.unwrap();
         let v: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{method} {url}: {status} not JSON ({e}): {text}"));
-        assert!(status.is_success(), "{method} {url} -> {status}: {v}");
-        v["value"].clone()
+        if status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(
+                json!({"status": status.as_u16(), "error": v["value"]["error"], "message": v["value"]["message"]}),
+            )
+        }
+    }
+
+    async fn raw(http: &reqwest::Client, method: &str, url: &str, body: Option<&Value>) -> Value {
+        Self::try_raw(http, method, url, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
     }
 
     async fn start(port: u16, chromium: &Path, profile: &Path) -> Driver {
@@ -181,21 +204,38 @@ impl Driver {
         Self::raw(&self.http, method, &url, body.as_ref()).await
     }
 
+    async fn try_cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        Self::try_raw(&self.http, method, &url, body.as_ref()).await
+    }
+
     async fn goto(&self, url: &str) {
         self.cmd("POST", "/url", Some(json!({"url": url}))).await;
     }
 
     async fn url(&self) -> String {
-        self.cmd("GET", "/url", None).await.as_str().unwrap().to_string()
+        self.cmd("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn source(&self) -> String {
-        self.cmd("GET", "/source", None).await.as_str().unwrap().to_string()
+        self.cmd("GET", "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn find_all(&self, css: &str) -> Vec<String> {
         let v = self
-            .cmd("POST", "/elements", Some(json!({"using": "css selector", "value": css})))
+            .cmd(
+                "POST",
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
             .await;
         v.as_array()
             .unwrap()
@@ -223,33 +263,64 @@ impl Driver {
 
     async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).await;
+        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})))
+            .await;
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({"text": text})))
-            .await;
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
+    /// The visible text of the first element matching `css`; an element
+    /// replaced while we read it (a navigation) is looked up again.
     async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.cmd("GET", &format!("/element/{e}/text"), None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let e = self.find(css).await;
+            match self
+                .try_cmd("GET", &format!("/element/{e}/text"), None)
+                .await
+            {
+                Ok(v) => return v.as_str().unwrap().to_string(),
+                Err(err)
+                    if Instant::now() < deadline && err["error"] == "stale element reference" =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("text of `{css}`: {err}"),
+            }
+        }
     }
 
     async fn script(&self, script: &str) -> Value {
-        self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": []})))
-            .await
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
-    /// Waits until `script` (a JS expression) is true.
-    async fn wait_true(&self, script: &str, what: &str) {
+    /// Waits until `expr` (a JS expression) is true; an expression that
+    /// throws (its element is not there yet) counts as false.
+    async fn wait_true(&self, expr: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.script(&format!("return !!({script});")).await != json!(true) {
+        let script = format!("try {{ return !!({expr}); }} catch (e) {{ return false; }}");
+        while self
+            .try_cmd(
+                "POST",
+                "/execute/sync",
+                Some(json!({"script": script, "args": []})),
+            )
+            .await
+            != Ok(json!(true))
+        {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what} on {}:\n{}",
@@ -260,18 +331,31 @@ impl Driver {
         }
     }
 
-    /// Saves a PNG of the page, with the window grown to the page's height
-    /// (within bounds) so long tables show.
+    /// Saves a PNG of the whole page (up to 3000 px tall) through Chromium's
+    /// own capture, falling back to the W3C viewport screenshot.
     async fn screenshot(&mut self, name: &str) {
         let height = self
             .script("return document.documentElement.scrollHeight;")
             .await
             .as_i64()
             .unwrap_or(900)
-            .clamp(900, 2400);
-        self.cmd("POST", "/window/rect", Some(json!({"width": 1280, "height": height})))
-            .await;
-        let png = base64(self.cmd("GET", "/screenshot", None).await.as_str().unwrap());
+            .clamp(100, 3000);
+        let capture = json!({"cmd": "Page.captureScreenshot", "params": {
+            "format": "png", "captureBeyondViewport": true,
+            "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}}});
+        let data = match self
+            .try_cmd("POST", "/goog/cdp/execute", Some(capture))
+            .await
+        {
+            Ok(v) => v["data"].as_str().unwrap().to_string(),
+            Err(_) => self
+                .cmd("GET", "/screenshot", None)
+                .await
+                .as_str()
+                .unwrap()
+                .to_string(),
+        };
+        let png = base64(&data);
         assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
@@ -279,8 +363,6 @@ impl Driver {
         std::fs::write(&path, &png).unwrap();
         eprintln!("dashboard_browser: saved {}", path.display());
         self.shots.push(path);
-        self.cmd("POST", "/window/rect", Some(json!({"width": 1280, "height": 900})))
-            .await;
     }
 
     async fn quit(&self) {
@@ -352,7 +434,10 @@ async fn dashboard_pages_in_headless_chromium() {
         {
             break line;
         }
-        assert!(Instant::now() < deadline, "demo did not print the dashboard URL");
+        assert!(
+            Instant::now() < deadline,
+            "demo did not print the dashboard URL"
+        );
     };
     assert!(announced.contains(&dashboard), "{announced}");
     let run_id = summary["run_id"].as_str().unwrap().to_string();
@@ -386,7 +471,11 @@ async fn dashboard_pages_in_headless_chromium() {
         .args(["appleseed", "governance", "--write-report"])
         .output()
         .unwrap();
-    assert!(gov.status.success(), "{}", String::from_utf8_lossy(&gov.stderr));
+    assert!(
+        gov.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gov.stderr)
+    );
 
     let port = free_port();
     let _driver_process = Reaped(
@@ -405,19 +494,27 @@ async fn dashboard_pages_in_headless_chromium() {
     d.screenshot("01-login").await;
     d.type_into("#token", TOKEN).await;
     d.click("#sign-in").await;
+    d.find("#nav-runs").await;
     assert_eq!(d.text("h1").await, "Runs");
     let runs = d.source().await;
     assert!(runs.contains(&run_id), "{runs}");
     d.screenshot("02-runs").await;
 
     // The run: its graph, its orders and their states, live.
-    d.click(&format!("a.run-link[href=\"/dashboard/runs/{run_id}\"]")).await;
-    d.wait_true("document.getElementById('live').dataset.state === 'open'", "the live stream")
+    d.click(&format!("a.run-link[href=\"/dashboard/runs/{run_id}\"]"))
         .await;
+    d.wait_true(
+        "document.getElementById('live').dataset.state === 'open'",
+        "the live stream",
+    )
+    .await;
     assert_eq!(d.text("#run-status").await, "COMPLETE");
     let run = d.source().await;
     for (plan, id) in &orders {
-        assert!(run.contains(id.as_str()) && run.contains(plan.as_str()), "{plan} {id}: {run}");
+        assert!(
+            run.contains(id.as_str()) && run.contains(plan.as_str()),
+            "{plan} {id}: {run}"
+        );
     }
     assert_eq!(d.find_all("svg.graph a.node").await.len(), 3);
     assert_eq!(d.find_all("svg.graph path.edge").await.len(), 2);
@@ -426,20 +523,39 @@ async fn dashboard_pages_in_headless_chromium() {
 
     // An order: AAR, artifacts, timeline.
     let report = order_id("report");
-    d.click(&format!("tr[data-order-id=\"{report}\"] a.order-link")).await;
+    d.click(&format!("tr[data-order-id=\"{report}\"] a.order-link"))
+        .await;
     assert_eq!(d.text("#order-status").await, "COMPLETED");
+    let facts = d.text("dl.facts").await;
+    assert!(
+        facts.contains("survey") && facts.contains("inventory"),
+        "{facts}"
+    );
     assert_eq!(d.text("#aar-status").await, "completed");
     assert!(!d.text("#aar-summary").await.is_empty());
-    assert!(d.text("#artifacts").await.contains("docs/report.md"));
+    let artifacts = d.text("#artifacts").await;
+    assert!(
+        artifacts.contains("outputs/report-notes.txt"),
+        "{artifacts}"
+    );
     let timeline = d.text("#timeline").await;
-    for t in ["ORDER_CREATED", "ORDER_CLAIMED", "AAR_WRITTEN", "ORDER_COMPLETED", "INTEGRATED"] {
+    for t in [
+        "ORDER_CREATED",
+        "ORDER_CLAIMED",
+        "AAR_WRITTEN",
+        "ORDER_COMPLETED",
+        "INTEGRATED",
+    ] {
         assert!(timeline.contains(t), "{t}: {timeline}");
     }
     d.screenshot("04-order").await;
 
     d.click("#nav-patrols").await;
-    d.wait_true("document.body.innerText.includes('PATROL_TICK')", "a patrol tick")
-        .await;
+    d.wait_true(
+        "document.body.innerText.includes('PATROL_TICK')",
+        "a patrol tick",
+    )
+    .await;
     d.screenshot("05-patrols").await;
 
     d.click("#nav-milestones").await;
@@ -452,11 +568,19 @@ async fn dashboard_pages_in_headless_chromium() {
     d.screenshot("06-milestones").await;
 
     d.click("#nav-appleseed").await;
-    assert!(d.text("#governance").await.contains("projected_feedback_records"));
+    assert!(
+        d.text("#governance")
+            .await
+            .contains("projected_feedback_records")
+    );
     d.screenshot("07-appleseed").await;
 
     d.click("#nav-scheduler").await;
-    assert!(d.text("#scheduler-unavailable").await.contains("not available"));
+    assert!(
+        d.text("#scheduler-unavailable")
+            .await
+            .contains("not available")
+    );
     d.screenshot("08-scheduler").await;
 
     // Live states: a second run planned but not dispatched, then dispatched
@@ -476,14 +600,28 @@ async fn dashboard_pages_in_headless_chromium() {
                "depends_on": [], "lock_scope": ["docs/inventory.md"], "profile": "inventory"}]}}),
     )
     .await;
-    let live_order = planned["data"]["order_ids"][0].as_str().unwrap().to_string();
+    let live_order = planned["data"]["order_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     d.goto(&format!("{api_base}/dashboard/runs/{run2}")).await;
-    d.wait_true("document.getElementById('live').dataset.state === 'open'", "the live stream")
-        .await;
+    d.wait_true(
+        "document.getElementById('live').dataset.state === 'open'",
+        "the live stream",
+    )
+    .await;
     let row = format!("tr[data-order-id=\"{live_order}\"]");
-    assert_eq!(d.text(&format!("{row} [data-field=status]")).await, "QUEUED");
+    assert_eq!(
+        d.text(&format!("{row} [data-field=status]")).await,
+        "QUEUED"
+    );
     d.script("window.notReloaded = true; return null;").await;
-    api(&http, &format!("{api_base}/runs/{run2}/dispatch"), json!({})).await;
+    api(
+        &http,
+        &format!("{api_base}/runs/{run2}/dispatch"),
+        json!({}),
+    )
+    .await;
     d.wait_true(
         &format!(
             "document.querySelector('{}').dataset.status === 'COMPLETED'",
@@ -492,8 +630,21 @@ async fn dashboard_pages_in_headless_chromium() {
         "the order to complete live",
     )
     .await;
-    assert_eq!(d.script("return window.notReloaded === true;").await, json!(true));
-    assert_eq!(d.text(&format!("{row} [data-field=status]")).await, "COMPLETED");
+    assert_eq!(
+        d.script("return window.notReloaded === true;").await,
+        json!(true)
+    );
+    assert_eq!(
+        d.text(&format!("{row} [data-field=status]")).await,
+        "COMPLETED"
+    );
+    // The run's own end arrives the same way (the page then shows the reply).
+    d.wait_true(
+        "document.getElementById('run-status').textContent === 'COMPLETE' \
+         && document.getElementById('run-summary') !== null",
+        "the run to complete live",
+    )
+    .await;
     d.screenshot("09-run-live").await;
 
     // Sign out: back to the form, and pages send the browser there.
@@ -510,12 +661,21 @@ async fn dashboard_pages_in_headless_chromium() {
         for shot in &d.shots {
             std::fs::copy(shot, docs.join(shot.file_name().unwrap())).unwrap();
         }
-        eprintln!("dashboard_browser: copied {} screenshots to docs/screenshots", d.shots.len());
+        eprintln!(
+            "dashboard_browser: copied {} screenshots to docs/screenshots",
+            d.shots.len()
+        );
     }
 
     // Ctrl-C: the demo stops serving and exits cleanly.
     let pid = demo.0.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = demo.0.try_wait().unwrap() {

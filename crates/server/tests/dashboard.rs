@@ -51,7 +51,11 @@ async fn sign_in_sets_a_cookie_that_opens_only_the_dashboard() {
     let r = get_with(&s, "/dashboard/assets/dashboard.js", &[]).await;
     assert_eq!(r.status, 200);
     assert!(body(&r).contains("EventSource"));
-    assert!(r.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
     let r = get_with(&s, "/dashboard/assets/other.js", &[]).await;
     assert_eq!(r.status, 404);
 
@@ -65,15 +69,25 @@ async fn sign_in_sets_a_cookie_that_opens_only_the_dashboard() {
     let r = login(&s, TOKEN).await;
     assert_eq!((r.status, r.header("location")), (303, Some("/")));
     let set = r.header("set-cookie").unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(TOKEN), "{set}");
     let cookie = set.split(';').next().unwrap().to_string();
 
     let r = get_with(&s, "/", &[("Cookie", &cookie)]).await;
     assert_eq!(r.status, 200);
     let page = body(&r);
-    assert!(page.contains("<h1>Runs</h1>") && !page.contains(r#"name="token""#), "{page}");
-    assert!(r.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    assert!(
+        page.contains("<h1>Runs</h1>") && !page.contains(r#"name="token""#),
+        "{page}"
+    );
+    assert!(
+        r.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     let r = get_with(&s, "/dashboard/scheduler", &[("Cookie", &cookie)]).await;
     assert_eq!(r.status, 200);
 
@@ -81,15 +95,26 @@ async fn sign_in_sets_a_cookie_that_opens_only_the_dashboard() {
     let r = get_with(&s, "/api/events", &[("Cookie", &cookie)]).await;
     r.assert_error(401, "UNAUTHORIZED");
     // A forged cookie is no session; the bearer header opens pages too.
-    let r = get_with(&s, "/dashboard/patrols", &[("Cookie", "garrison_session=00")]).await;
+    let r = get_with(
+        &s,
+        "/dashboard/patrols",
+        &[("Cookie", "garrison_session=00")],
+    )
+    .await;
     assert_eq!(r.status, 303);
     let auth = format!("Bearer {TOKEN}");
     let r = get_with(&s, "/dashboard/patrols", &[("Authorization", &auth)]).await;
     assert_eq!(r.status, 200);
 
-    let r = request(s.addr, "POST", "/dashboard/logout", &[("Cookie", &cookie)], Some(b""))
-        .await
-        .unwrap();
+    let r = request(
+        s.addr,
+        "POST",
+        "/dashboard/logout",
+        &[("Cookie", &cookie)],
+        Some(b""),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 303);
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     s.stop().await;
@@ -140,26 +165,44 @@ async fn pages_show_ledger_content_escaped() {
 
     let runs = page("/").await;
     assert!(runs.contains("/dashboard/runs/r1"), "{runs}");
-    assert!(runs.contains("&#60;script&#62;alert(1)&#60;/script&#62; ship it"), "{runs}");
+    assert!(
+        runs.contains("&#60;script&#62;alert(1)&#60;/script&#62; ship it"),
+        "{runs}"
+    );
     assert!(!runs.contains("<script>alert"), "{runs}");
 
     let run = page("/dashboard/runs/r1").await;
     assert!(run.contains("<svg"), "{run}");
     assert_eq!(run.matches(r#"class="edge""#).count(), 1, "{run}");
-    for needle in ["first", "second", "COMPLETED", "QUEUED", r#"data-order-id="o2""#] {
+    for needle in [
+        "first",
+        "second",
+        "COMPLETED",
+        "QUEUED",
+        r#"data-order-id="o2""#,
+    ] {
         assert!(run.contains(needle), "{needle}: {run}");
     }
     assert!(run.contains("/dashboard/runs/r1/events?after="), "{run}");
 
     let order = page("/dashboard/orders/o1").await;
-    for needle in ["Wrote the first step", "docs/first.md", "AAR_WRITTEN", "ORDER_COMPLETED", "first step"] {
+    for needle in [
+        "Wrote the first step",
+        "docs/first.md",
+        "AAR_WRITTEN",
+        "ORDER_COMPLETED",
+        "first step",
+    ] {
         assert!(order.contains(needle), "{needle}: {order}");
     }
     let order2 = page("/dashboard/orders/o2").await;
     assert!(order2.contains("No AAR yet"), "{order2}");
 
     let patrols = page("/dashboard/patrols").await;
-    assert!(patrols.contains("ESCALATION_RAISED") && patrols.contains("PATROL_TICK"), "{patrols}");
+    assert!(
+        patrols.contains("ESCALATION_RAISED") && patrols.contains("PATROL_TICK"),
+        "{patrols}"
+    );
     assert!(patrols.contains("findings-empty"), "{patrols}");
 
     let milestones = page("/dashboard/milestones").await;
@@ -167,7 +210,10 @@ async fn pages_show_ledger_content_escaped() {
     assert!(milestones.contains("feed-empty"), "{milestones}");
 
     let appleseed = page("/dashboard/appleseed").await;
-    assert!(appleseed.contains("garrison appleseed governance --write-report"), "{appleseed}");
+    assert!(
+        appleseed.contains("garrison appleseed governance --write-report"),
+        "{appleseed}"
+    );
     let reports = dir.path().join("appleseed/reports");
     std::fs::create_dir_all(&reports).unwrap();
     std::fs::write(
@@ -179,10 +225,16 @@ async fn pages_show_ledger_content_escaped() {
     )
     .unwrap();
     let appleseed = page("/dashboard/appleseed").await;
-    assert!(appleseed.contains("gate-under-test") && appleseed.contains("proposals-empty"), "{appleseed}");
+    assert!(
+        appleseed.contains("gate-under-test") && appleseed.contains("proposals-empty"),
+        "{appleseed}"
+    );
 
     let scheduler = page("/dashboard/scheduler").await;
-    assert!(scheduler.contains("not available on this build"), "{scheduler}");
+    assert!(
+        scheduler.contains("not available on this build"),
+        "{scheduler}"
+    );
 
     let r = get_with(&s, "/dashboard/runs/nope", &[("Authorization", &auth)]).await;
     assert_eq!(r.status, 404);
@@ -202,18 +254,33 @@ async fn run_stream_sends_order_changes() {
     ]});
     assert_eq!(s.post("/events/batch", &batch).await.status, 201);
     let auth = format!("Bearer {TOKEN}");
-    let (status, mut stream) =
-        open_stream(s.addr, "/dashboard/runs/r1/events?after=4", &[("Authorization", &auth)]).await;
+    let (status, mut stream) = open_stream(
+        s.addr,
+        "/dashboard/runs/r1/events?after=4",
+        &[("Authorization", &auth)],
+    )
+    .await;
     assert_eq!(status, 200);
     // Another run's change is not sent; this run's is, as the new state.
-    let r = s.post("/events", &ev("ORDER_CLAIMED", Some("r2"), Some("other"), json!({}))).await;
+    let r = s
+        .post(
+            "/events",
+            &ev("ORDER_CLAIMED", Some("r2"), Some("other"), json!({})),
+        )
+        .await;
     assert_eq!(r.status, 201);
-    let r = s.post("/events", &ev("ORDER_CLAIMED", Some("r1"), Some("o1"), json!({}))).await;
+    let r = s
+        .post(
+            "/events",
+            &ev("ORDER_CLAIMED", Some("r1"), Some("o1"), json!({})),
+        )
+        .await;
     assert_eq!(r.status, 201);
     let id = read_until(&mut stream, "id:", 10).await;
     assert_eq!(id.trim(), "id: 6");
     let data = read_until(&mut stream, "data:", 10).await;
-    let change: Value = serde_json::from_str(data.trim().trim_start_matches("data:").trim()).unwrap();
+    let change: Value =
+        serde_json::from_str(data.trim().trim_start_matches("data:").trim()).unwrap();
     assert_eq!(change["kind"], "order");
     assert_eq!(change["order_id"], "o1");
     assert_eq!(change["status"], "CLAIMED");

@@ -44,9 +44,14 @@ pub enum Governance {
     /// No data dir on this node.
     NoStateDir,
     /// No report written yet.
-    Missing { path: String },
+    Missing {
+        path: String,
+    },
     /// The file exists but could not be read or parsed.
-    Unreadable { path: String, reason: String },
+    Unreadable {
+        path: String,
+        reason: String,
+    },
     Report(Box<Report>),
 }
 
@@ -114,7 +119,11 @@ pub fn report(doc: &Value) -> Report {
     let summary = doc.get("summary");
     let pairs = |v: Option<&Value>| -> Vec<(String, String)> {
         v.and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), text(Some(v), 40))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), text(Some(v), 40)))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let proposals = doc
@@ -179,7 +188,10 @@ mod tests {
     #[test]
     fn missing_and_broken_files() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(read(dir.path().join("none.json")), Governance::Missing { .. }));
+        assert!(matches!(
+            read(dir.path().join("none.json")),
+            Governance::Missing { .. }
+        ));
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, b"{not json").unwrap();
         assert!(matches!(read(bad), Governance::Unreadable { .. }));

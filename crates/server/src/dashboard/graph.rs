@@ -47,7 +47,11 @@ pub fn layout(items: &[(&str, &[String])]) -> Layout {
         .collect();
     let deps: Vec<Vec<usize>> = items
         .iter()
-        .map(|(_, d)| d.iter().filter_map(|id| index.get(id.as_str()).copied()).collect())
+        .map(|(_, d)| {
+            d.iter()
+                .filter_map(|id| index.get(id.as_str()).copied())
+                .collect()
+        })
         .collect();
     let mut layer = vec![0usize; items.len()];
     for _ in 0..items.len() {
@@ -92,11 +96,7 @@ pub fn layout(items: &[(&str, &[String])]) -> Layout {
             Edge {
                 from,
                 to,
-                path: format!(
-                    "M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}",
-                    x1 + dx,
-                    x2 - dx
-                ),
+                path: format!("M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}", x1 + dx, x2 - dx),
             }
         })
         .collect();

@@ -74,10 +74,30 @@ impl Nav {
     pub fn new(current: Tab) -> Nav {
         let all = [
             (Tab::Runs, "runs", "Runs", "/"),
-            (Tab::Patrols, "patrols", "Patrols & escalations", "/dashboard/patrols"),
-            (Tab::Milestones, "milestones", "Milestones", "/dashboard/milestones"),
-            (Tab::Appleseed, "appleseed", "Appleseed", "/dashboard/appleseed"),
-            (Tab::Scheduler, "scheduler", "Scheduler", "/dashboard/scheduler"),
+            (
+                Tab::Patrols,
+                "patrols",
+                "Patrols & escalations",
+                "/dashboard/patrols",
+            ),
+            (
+                Tab::Milestones,
+                "milestones",
+                "Milestones",
+                "/dashboard/milestones",
+            ),
+            (
+                Tab::Appleseed,
+                "appleseed",
+                "Appleseed",
+                "/dashboard/appleseed",
+            ),
+            (
+                Tab::Scheduler,
+                "scheduler",
+                "Scheduler",
+                "/dashboard/scheduler",
+            ),
         ];
         Nav {
             items: all
@@ -105,7 +125,10 @@ pub fn html(status: StatusCode, body: String) -> Response {
              frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -188,9 +211,11 @@ pub fn when(ts: &str) -> String {
     }
 }
 
-/// The first 8 characters of an id, for compact labels.
+/// The last 8 characters of an id, for compact labels (the leading ones of
+/// time-ordered ids are shared by everything created in the same moment).
 pub fn short(id: &str) -> String {
-    id.chars().take(8).collect()
+    let n = id.chars().count();
+    id.chars().skip(n.saturating_sub(8)).collect()
 }
 
 #[cfg(test)]
@@ -199,7 +224,12 @@ mod tests {
 
     #[test]
     fn dashboard_paths() {
-        for p in ["/", "/dashboard", "/dashboard/runs/x", "/dashboard/assets/app.js"] {
+        for p in [
+            "/",
+            "/dashboard",
+            "/dashboard/runs/x",
+            "/dashboard/assets/app.js",
+        ] {
             assert!(is_dashboard_path(p), "{p}");
         }
         for p in ["/dashboards", "/runs/x", "/api/events", "/health", ""] {
@@ -215,6 +245,7 @@ mod tests {
         assert_eq!(when("soon"), "soon");
         assert_eq!(text(Some(&serde_json::json!({"a": 1})), 50), r#"{"a":1}"#);
         assert_eq!(text(None, 5), "");
-        assert_eq!(short("0123456789"), "01234567");
+        assert_eq!(short("0123456789"), "23456789");
+        assert_eq!(short("abc"), "abc");
     }
 }

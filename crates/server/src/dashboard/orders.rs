@@ -1,5 +1,7 @@
 //! An order's page: its snapshot, event timeline, AAR and artifacts.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -82,15 +84,24 @@ pub async fn detail(State(state): State<AppState>, Path(order_id): Path<String>)
         Err(e) => return super::ledger_error(Tab::Runs, e),
     };
     events.reverse();
-    render(StatusCode::OK, &order_page(order, &events))
+    let plans = match &order.run_id {
+        Some(run_id) => match super::runs::plan_ids(&state, run_id).await {
+            Ok(p) => p,
+            Err(e) => return super::ledger_error(Tab::Runs, e),
+        },
+        None => HashMap::new(),
+    };
+    render(StatusCode::OK, &order_page(order, &events, &plans))
 }
 
-fn order_page(o: OrderSnapshot, events: &[Record]) -> OrderPage {
+fn order_page(o: OrderSnapshot, events: &[Record], plans: &HashMap<String, String>) -> OrderPage {
     let created = events
         .iter()
         .find(|r| r.event_type == EventType::OrderCreated)
         .map(|r| &r.payload);
-    let plan_id = created.and_then(|p| p.get("plan_id")).and_then(Value::as_str);
+    let plan_id = created
+        .and_then(|p| p.get("plan_id"))
+        .and_then(Value::as_str);
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let fields = vec![
         ("Plan id", plan_id.unwrap_or("").to_string()),
@@ -107,7 +118,9 @@ fn order_page(o: OrderSnapshot, events: &[Record]) -> OrderPage {
         ("Commit", opt(&o.commit_sha)),
         (
             "Integration",
-            o.integration.map(|t| t.as_str().to_string()).unwrap_or_default(),
+            o.integration
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
         ),
         ("Reason", opt(&o.reason)),
         ("Created", when(&o.created_at)),
@@ -122,7 +135,9 @@ fn order_page(o: OrderSnapshot, events: &[Record]) -> OrderPage {
             .as_object()
             .map(|m| {
                 m.iter()
-                    .filter(|(k, _)| !["status", "summary", "path", "commit_sha"].contains(&k.as_str()))
+                    .filter(|(k, _)| {
+                        !["status", "summary", "path", "commit_sha"].contains(&k.as_str())
+                    })
                     .map(|(k, v)| (k.clone(), text(Some(v), 400)))
                     .collect()
             })
@@ -173,7 +188,11 @@ fn order_page(o: OrderSnapshot, events: &[Record]) -> OrderPage {
         attempt: o.attempt,
         objective: o.objective.clone().unwrap_or_default(),
         fields,
-        depends_on: o.depends_on.iter().map(|d| (d.clone(), short(d))).collect(),
+        depends_on: o
+            .depends_on
+            .iter()
+            .map(|d| (d.clone(), plans.get(d).cloned().unwrap_or_else(|| short(d))))
+            .collect(),
         aar,
         artifacts,
         truncated: i64::try_from(events.len()).unwrap_or(i64::MAX) >= TIMELINE,

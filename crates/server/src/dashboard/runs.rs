@@ -145,7 +145,7 @@ pub struct RunPage {
 
 /// The plan ids (`survey`, `report`, …) of a run's orders, from their
 /// ORDER_CREATED events: friendlier labels than UUIDs.
-async fn plan_ids(
+pub(super) async fn plan_ids(
     state: &AppState,
     run_id: &str,
 ) -> garrison_ledger::Result<HashMap<String, String>> {
@@ -232,13 +232,12 @@ fn run_page(
             objective: clip(o.objective.as_deref().unwrap_or(""), 140),
             status: o.status.as_str().into(),
             attempt: o.attempt,
-            depends_on: o
-                .depends_on
-                .iter()
-                .map(|d| (d.clone(), label(d)))
-                .collect(),
+            depends_on: o.depends_on.iter().map(|d| (d.clone(), label(d))).collect(),
             lock_scope: o.lock_scope.join(", "),
-            integration: o.integration.map(|t| t.as_str().to_string()).unwrap_or_default(),
+            integration: o
+                .integration
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
             updated: when(&o.updated_at),
         })
         .collect();
@@ -308,7 +307,9 @@ pub async fn events(
                 return std::future::ready(None);
             }
             let ev = match r {
-                Ok(Some((seq, data))) => Some(Event::default().id(seq.to_string()).data(data.to_string())),
+                Ok(Some((seq, data))) => {
+                    Some(Event::default().id(seq.to_string()).data(data.to_string()))
+                }
                 Ok(None) => None,
                 Err(e) => {
                     *failed = true;

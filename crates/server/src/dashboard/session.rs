@@ -108,9 +108,7 @@ pub async fn logout() -> Response {
     let mut resp = see_other("/");
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "garrison_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        HeaderValue::from_static("garrison_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     resp
 }
@@ -150,7 +148,10 @@ mod tests {
 
     #[test]
     fn form_fields_decode() {
-        assert_eq!(form_field(b"token=a%2Bb+c", "token").as_deref(), Some("a+b c"));
+        assert_eq!(
+            form_field(b"token=a%2Bb+c", "token").as_deref(),
+            Some("a+b c")
+        );
         assert_eq!(form_field(b"x=1&token=t", "token").as_deref(), Some("t"));
         assert_eq!(form_field(b"x=1", "token"), None);
         assert_eq!(form_field(b"token=%zz", "token"), None);
