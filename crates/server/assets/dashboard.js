@@ -43,10 +43,11 @@
       status.setAttribute("data-status", change.status);
       status.textContent = change.status;
     }
+    var reply = document.getElementById("reply");
     var summary = document.getElementById("run-summary");
-    if (change.summary && !summary) {
-      // The reply arrived: reload once to show it in place.
-      window.location.reload();
+    if (change.summary && reply && summary) {
+      summary.textContent = change.summary;
+      reply.hidden = false;
     }
   }
 
