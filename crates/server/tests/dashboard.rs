@@ -236,6 +236,9 @@ async fn pages_show_ledger_content_escaped() {
         "{scheduler}"
     );
 
+    let r = get_with(&s, "/dashboard/no/such/page", &[("Authorization", &auth)]).await;
+    assert_eq!(r.status, 404);
+    assert!(body(&r).contains("no such dashboard page"), "{}", body(&r));
     let r = get_with(&s, "/dashboard/runs/nope", &[("Authorization", &auth)]).await;
     assert_eq!(r.status, 404);
     assert!(body(&r).contains("No run with id nope"), "{}", body(&r));

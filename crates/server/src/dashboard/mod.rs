@@ -44,6 +44,16 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/login", post(session::login))
         .route("/dashboard/logout", post(session::logout))
         .route("/dashboard/assets/{name}", get(assets::asset))
+        .route("/dashboard/{*rest}", get(unknown_page))
+}
+
+/// Any other dashboard path: a page, not the API's JSON 404.
+async fn unknown_page() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        Tab::Runs,
+        "There is no such dashboard page.",
+    )
 }
 
 /// Whether `path` belongs to the dashboard (and so to its auth rules).
