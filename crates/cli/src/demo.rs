@@ -110,6 +110,10 @@ pub fn run(global: &Global, args: DemoArgs) -> Result<ExitCode> {
                 ready.addr,
                 token_hint(&ready)
             );
+            eprintln!(
+                "garrison demo: dashboard http://{}/ (sign in with that token)",
+                ready.addr
+            );
             let _ = tokio::signal::ctrl_c().await;
         }
         let _ = stop.send(());
@@ -142,6 +146,7 @@ async fn demo_run(orch: &std::sync::Arc<Orchestrator>, ready: &Ready) -> Result<
     let mut doc = crate::summary::summary(orch, &ended).await?;
     doc["milestones"] = milestones;
     doc["api"] = json!(format!("http://{}", ready.addr));
+    doc["dashboard"] = json!(format!("http://{}/", ready.addr));
     crate::summary::print_human(&doc);
     println!(
         "Milestones accepted by this node's own ingest: {}",

@@ -146,9 +146,8 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 
 fn announce(ready: &Ready) {
     println!("garrison listening on http://{}", ready.addr);
-    // The URL is fixed by the design; the page itself lands with the operations issue.
     println!(
-        "dashboard: http://{}/ (not yet available in this build)",
+        "dashboard: http://{}/ (sign in with the API token)",
         ready.addr
     );
     match &ready.token_source {

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::TryRngCore;
@@ -39,6 +39,30 @@ impl ApiToken {
     /// Constant-time comparison; a length mismatch is a mismatch.
     pub fn matches(&self, candidate: &[u8]) -> bool {
         self.0.as_bytes().ct_eq(candidate).into()
+    }
+
+    /// The dashboard session cookie's value: an HMAC of a fixed label keyed
+    /// with the token, so the cookie never carries the token itself and
+    /// changing the token ends every session.
+    pub fn session_value(&self) -> String {
+        use hmac::{Hmac, Mac};
+        // HMAC accepts keys of any length, so this never fails.
+        let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(self.0.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return String::new(),
+        };
+        mac.update(b"garrison dashboard session v1");
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Constant-time check of a presented session cookie value.
+    pub fn matches_session(&self, candidate: &[u8]) -> bool {
+        let expected = self.session_value();
+        !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(candidate))
     }
 
     /// The token itself, for clients that must send it.
@@ -180,7 +204,16 @@ fn write_new(path: &Path, token: &str) -> Result<ApiToken, TokenError> {
     }
 }
 
+/// The token an `Authorization: Bearer <token>` header presents, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+}
+
 /// Rejects every non-public request without `Authorization: Bearer <token>`.
+/// Dashboard pages also accept the session cookie, and send a browser
+/// without either to the login page (see [`crate::dashboard::session`]).
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // HEAD is answered by the GET handler, so it is as public as GET.
     let method = match req.method().as_str() {
@@ -193,11 +226,10 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     if public {
         return next.run(req).await;
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    match presented {
+    if crate::dashboard::is_dashboard_path(req.uri().path()) {
+        return crate::dashboard::session::gate(&state, req, next).await;
+    }
+    match bearer(req.headers()) {
         None => {
             ApiError::unauthorized("missing `Authorization: Bearer <token>` header").into_response()
         }
@@ -247,5 +279,17 @@ mod tests {
         assert!(!t.matches(b"secrets"));
         assert!(!t.matches(b""));
         assert_eq!(format!("{t:?}"), "ApiToken(<redacted>)");
+    }
+
+    #[test]
+    fn session_value_hides_the_token_and_follows_it() {
+        let t = ApiToken::new("secret");
+        let v = t.session_value();
+        assert_eq!(v.len(), 64);
+        assert!(!v.contains("secret"));
+        assert!(t.matches_session(v.as_bytes()));
+        assert!(!t.matches_session(b"secret"));
+        assert!(!t.matches_session(&v.as_bytes()[..63]));
+        assert!(!ApiToken::new("other").matches_session(v.as_bytes()));
     }
 }

@@ -207,7 +207,8 @@ pub async fn envelope_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
+        // JSON is already an envelope; HTML is a dashboard page.
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
     if is_json {
         return resp;
     }

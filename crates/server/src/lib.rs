@@ -7,6 +7,7 @@
 
 pub mod appleseed;
 pub mod auth;
+pub mod dashboard;
 pub mod events_api;
 pub mod ironclaw;
 pub mod learning;
@@ -118,6 +119,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(learning::routes())
         .merge(orchestration::routes())
         .merge(metrics::routes())
+        .merge(dashboard::routes())
         .fallback(ironclaw::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit));
     // The milestone ingest enforces its own (smaller) limit so an oversized
