@@ -6,7 +6,8 @@
 //! `docs/screenshots/` with `GARRISON_UPDATE_SCREENSHOTS=1`).
 //!
 //! Without `chromium` and `chromedriver` on the PATH it prints a SKIPPED
-//! line to stderr and returns; `.ci/run` installs both.
+//! line to stderr and returns, except under `CI`, where `.ci/run` has
+//! installed both and their absence fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -391,6 +392,11 @@ async fn api(http: &reqwest::Client, url: &str, body: Value) -> Value {
 async fn dashboard_pages_in_headless_chromium() {
     let (Some(chromium), Some(chromedriver)) = (on_path("chromium"), on_path("chromedriver"))
     else {
+        // CI installs both, so there a missing browser is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but `chromium` / `chromedriver` are not on the PATH (.ci/run installs them)"
+        );
         eprintln!(
             "SKIPPED dashboard_browser: `chromium` and `chromedriver` must be on the PATH \
              (Debian: apt-get install chromium chromium-driver; .ci/run installs them)"
