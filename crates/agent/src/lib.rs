@@ -11,6 +11,8 @@ pub mod artifacts;
 mod capture;
 pub mod command_unit;
 mod completion;
+pub mod context;
+pub mod failure_loop;
 pub mod model;
 pub mod openai;
 mod process_group;

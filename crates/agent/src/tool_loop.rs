@@ -2,10 +2,8 @@
 //! run the tools it calls, feed the results back, until it answers in text.
 
 use garrison_contracts::ironclaw::artifacts::AarModel;
-use garrison_contracts::openclawssy::{
-    DEFAULT_TOOL_TIMEOUT_MS, ToolError, ToolErrorCode, ToolRequest, ToolResponse,
-};
-use serde_json::{Value, json};
+use garrison_contracts::openclawssy::{ToolError, ToolErrorCode, ToolResponse};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::artifacts::{collect_artifacts, ensure_outputs_dir};
@@ -14,6 +12,7 @@ use crate::openai::{
     ChatMessage, ChatRequest, Role, ToolCall, ToolDefinition, tool_name_from_wire,
 };
 use crate::tools::ToolRuntime;
+use crate::tools::envelope::{model_text, new_request};
 use crate::unit::{UnitJob, UnitOutcome, UnitReport};
 
 /// Failing tool results in a row after which the unit gives up.
@@ -121,12 +120,8 @@ pub async fn run_tool_loop<M: Model>(
                 failed_calls += 1;
                 failing_in_a_row += 1;
             }
-            let content = serde_json::to_string(&resp).unwrap_or_else(|e| {
-                json!({"ok": false, "error": {"code": "internal.error", "message": e.to_string()}})
-                    .to_string()
-            });
             req.messages
-                .push(ChatMessage::tool(call.id.clone(), content));
+                .push(ChatMessage::tool(call.id.clone(), model_text(&resp)));
         }
         if failing_in_a_row >= MAX_CONSECUTIVE_TOOL_FAILURES {
             break UnitOutcome::Failed {
@@ -167,15 +162,12 @@ pub async fn run_tool_loop<M: Model>(
 /// Runs one call from the model. Bad arguments become a `tool.input_invalid`
 /// result for the model to correct, never an error of the loop.
 async fn run_call(tools: &ToolRuntime, job: &UnitJob, call: &ToolCall) -> ToolResponse {
-    let mut req = ToolRequest {
-        request_id: format!("req_{}", ulid::Ulid::new()),
-        run_id: job.run_id.clone(),
-        agent_id: job.agent_id.clone(),
-        tool: tool_name_from_wire(&call.function.name),
-        input: Value::Null,
-        timeout_ms: DEFAULT_TOOL_TIMEOUT_MS,
-        created_at: Some(jiff::Timestamp::now().to_string()),
-    };
+    let mut req = new_request(
+        &job.run_id,
+        &job.agent_id,
+        &tool_name_from_wire(&call.function.name),
+        Value::Null,
+    );
     let raw = call.function.arguments.trim();
     let parsed = if raw.is_empty() {
         Ok(Value::Object(Default::default()))

@@ -48,9 +48,9 @@ pub(super) async fn exec(
             "`command` is empty",
         ));
     }
-    let timeout_ms = timeout_ms
-        .unwrap_or(default_timeout_ms)
-        .clamp(1, rt.max_timeout_ms.max(1));
+    let timeout_ms = rt
+        .limits
+        .timeout_ms(Some(timeout_ms.unwrap_or(default_timeout_ms)));
     let root = rt.resolve(".")?;
 
     let mut cmd = Command::new(&command);
@@ -63,7 +63,7 @@ pub(super) async fn exec(
         )
         .env("HOME", &root)
         .env("LANG", "C.UTF-8");
-    let running = process_group::spawn(cmd, None, rt.output_cap_bytes).map_err(|e| {
+    let running = process_group::spawn(cmd, None, rt.limits.output_cap_bytes).map_err(|e| {
         let code = match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
                 ToolErrorCode::ToolInputInvalid
