@@ -26,6 +26,7 @@ mod process_group;
 pub mod provider;
 pub mod run;
 pub mod runner;
+pub mod sandbox;
 pub mod scripted;
 pub mod tool_loop;
 pub mod tools;
@@ -44,6 +45,7 @@ pub use run::{
     AgentPaths, AgentRun, AgentRunResult, RunError, RunLimits, run_agent, run_agent_with,
 };
 pub use runner::{LoopOutcome, LoopResult, LoopSpec, ToolExecution, run_loop};
+pub use sandbox::{SandboxMode, SandboxPolicy};
 pub use scripted::ScriptedModel;
 pub use tool_loop::{LoopSettings, run_tool_loop, run_unit_loop};
 pub use tools::ToolRuntime;

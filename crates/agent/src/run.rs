@@ -18,6 +18,7 @@ use crate::model::Model;
 use crate::openai::ChatMessage;
 use crate::provider::ProviderProfile;
 use crate::runner::{LoopOutcome, LoopSpec, ToolExecution, run_loop};
+use crate::sandbox::SandboxPolicy;
 use crate::tools::{ToolLimits, ToolRuntime};
 
 /// The system message of a `/v1` run unless the request brings its own.
@@ -96,6 +97,8 @@ pub struct AgentRun {
     pub system_prompt: Option<String>,
     /// Set to `true` to cancel the run (`run.cancelled`).
     pub cancel: Option<watch::Receiver<bool>>,
+    /// Confinement of `shell.exec`.
+    pub sandbox: SandboxPolicy,
 }
 
 impl AgentRun {
@@ -121,6 +124,7 @@ impl AgentRun {
             secrets: Vec::new(),
             system_prompt: None,
             cancel: None,
+            sandbox: SandboxPolicy::default(),
         }
     }
 }
@@ -275,6 +279,7 @@ async fn run_agent_with_keys<M: Model>(
     messages.extend(to_chat_messages(&build_context(&session)));
     let mut tools = ToolRuntime::new(&run.workspace);
     tools.limits = run.limits.tools;
+    tools.sandbox = run.sandbox;
     let spec = LoopSpec {
         run_id: run.run_id.clone(),
         agent_id: run.agent_id.clone(),

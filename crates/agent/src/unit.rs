@@ -13,6 +13,7 @@ use crate::failover::Failover;
 use crate::lifecycle::{EventSink, Lifecycle, NoEvents};
 use crate::model::ModelError;
 use crate::provider::ProviderProfile;
+use crate::sandbox::SandboxPolicy;
 use crate::scripted::{ScriptError, ScriptedModel};
 use crate::tool_loop::{LoopSettings, run_unit_loop};
 use crate::tools::ToolRuntime;
@@ -279,6 +280,8 @@ pub struct UnitHooks<'a> {
     /// When set, every lifecycle event of an `llm` or `scripted` unit
     /// (each tool call and result among them) is appended here, redacted.
     pub audit: Option<&'a AuditLog>,
+    /// Confinement of `shell.exec`.
+    pub sandbox: SandboxPolicy,
 }
 
 impl Default for UnitHooks<'_> {
@@ -286,6 +289,7 @@ impl Default for UnitHooks<'_> {
         UnitHooks {
             events: &NoEvents,
             audit: None,
+            sandbox: SandboxPolicy::default(),
         }
     }
 }
@@ -327,7 +331,8 @@ pub async fn run_unit_with(
                 temperature: None,
                 model: profile.aar_model(),
             };
-            let tools = ToolRuntime::new(&job.workspace);
+            let mut tools = ToolRuntime::new(&job.workspace);
+            tools.sandbox = hooks.sandbox;
             let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit);
             Ok(run_unit_loop(&mut model, &tools, job, &settings, &mut life)
                 .await
@@ -351,7 +356,8 @@ pub async fn run_unit_with(
                 temperature: *temperature,
                 model: profile.aar_model(),
             };
-            let tools = ToolRuntime::new(&job.workspace);
+            let mut tools = ToolRuntime::new(&job.workspace);
+            tools.sandbox = hooks.sandbox;
             let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit)
                 .with_secrets(keys);
             let (mut report, result) =

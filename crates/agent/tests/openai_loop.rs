@@ -434,6 +434,7 @@ async fn llm_unit_tool_calls_are_audited() {
     let hooks = garrison_agent::UnitHooks {
         events: &events,
         audit: Some(&audit),
+        ..Default::default()
     };
     let mut j = job(ws.path());
     j.agent_id = "unit_7".into();

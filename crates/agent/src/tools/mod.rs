@@ -18,6 +18,8 @@ pub use envelope::{
     DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_TIMEOUT_MS, DEFAULT_OUTPUT_CAP_BYTES, ToolLimits,
 };
 pub use path_policy::resolve;
+
+use crate::sandbox::{SandboxMode, SandboxPolicy};
 pub use registry::{Registry, TOOL_NAMES, ToolSpec};
 
 /// Runs tool requests inside one workspace.
@@ -31,6 +33,8 @@ pub struct ToolRuntime {
     pub limits: ToolLimits,
     /// The tools on offer.
     pub registry: Registry,
+    /// How tools that run programs are confined.
+    pub sandbox: SandboxPolicy,
 }
 
 impl ToolRuntime {
@@ -45,6 +49,7 @@ impl ToolRuntime {
                 .collect(),
             limits: ToolLimits::default(),
             registry: Registry::builtin(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 
@@ -71,13 +76,22 @@ impl ToolRuntime {
     async fn dispatch(&self, req: &ToolRequest) -> Result<Value, ToolError> {
         req.validate()
             .map_err(|e| ToolError::new(ToolErrorCode::InvalidRequest, e.to_string()))?;
-        if self.registry.get(&req.tool).is_none() {
+        let Some(spec) = self.registry.get(&req.tool) else {
             return Err(ToolError::new(
                 ToolErrorCode::ToolNotFound,
                 format!("no tool named `{}`", req.tool),
             )
             .with_detail("tool", req.tool.as_str())
             .with_detail("available", self.registry.names()));
+        };
+        if spec.needs_sandbox && self.sandbox.mode == SandboxMode::Off {
+            return Err(ToolError::new(
+                ToolErrorCode::SandboxRequired,
+                format!(
+                    "`{}` runs only inside the sandbox, and this runtime has none",
+                    req.tool
+                ),
+            ));
         }
         let timeout_ms = self.limits.timeout_ms(Some(req.timeout_ms));
         if req.tool == "shell.exec" {
