@@ -136,6 +136,8 @@ pub enum RunError {
     Invalid(String),
     #[error("model provider unavailable: {0}")]
     Provider(String),
+    #[error("audit log unwritable: {0}")]
+    Audit(#[from] AuditError),
 }
 
 impl RunError {
@@ -143,7 +145,7 @@ impl RunError {
     pub fn code(&self) -> &'static str {
         match self {
             RunError::Invalid(_) => "invalid.request",
-            RunError::Provider(_) => "internal.error",
+            RunError::Provider(_) | RunError::Audit(_) => "internal.error",
         }
     }
 }
@@ -265,8 +267,7 @@ async fn run_agent_with_keys<M: Model>(
     created.insert("source".into(), json!(run.source));
     created.insert("message".into(), json!(run.message));
     // A run whose audit cannot even record its creation does not start.
-    life.created(created)
-        .map_err(|e| RunError::Invalid(format!("audit log unwritable: {e}")))?;
+    life.created(created)?;
 
     let mut messages = vec![ChatMessage::system(
         run.system_prompt.as_deref().unwrap_or(AGENT_SYSTEM_PROMPT),

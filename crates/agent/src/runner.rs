@@ -456,7 +456,61 @@ fn obj(v: Value) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::AuditLog;
+    use crate::lifecycle::EventLog;
+    use crate::model::ModelError;
+    use crate::openai::{FunctionCall, ToolCall};
     use crate::tools::envelope::new_request;
+
+    /// Breaks the audit directory while "thinking", then asks for a write.
+    struct Saboteur(std::path::PathBuf);
+
+    impl Model for Saboteur {
+        async fn complete(&mut self, _req: &ChatRequest) -> Result<ChatMessage, ModelError> {
+            std::fs::remove_dir_all(&self.0).unwrap();
+            std::fs::write(&self.0, "").unwrap();
+            Ok(ChatMessage {
+                content: None,
+                tool_calls: vec![ToolCall {
+                    id: "c1".into(),
+                    kind: "function".into(),
+                    function: FunctionCall {
+                        name: "fs_write".into(),
+                        arguments: r#"{"path":"a.txt","content":"x"}"#.into(),
+                    },
+                }],
+                ..ChatMessage::assistant("")
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_audit_stops_the_run_before_the_tool() {
+        let ws = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let audit = AuditLog::at(data.path().join("audit"));
+        let events = EventLog::new();
+        let mut life = Lifecycle::new("run_1", "a", &events, Some(&audit));
+        let spec = LoopSpec {
+            run_id: "run_1".into(),
+            agent_id: "a".into(),
+            messages: vec![ChatMessage::user("go")],
+            max_turns: 3,
+            temperature: None,
+            deadline: Instant::now() + std::time::Duration::from_secs(30),
+            cancel: None,
+        };
+        let mut model = Saboteur(data.path().join("audit"));
+        let r = run_loop(&mut model, &ToolRuntime::new(ws.path()), spec, &mut life).await;
+        let LoopOutcome::Failed { reason } = &r.outcome else {
+            panic!("{:?}", r.outcome);
+        };
+        assert!(reason.starts_with("audit log unwritable"), "{reason}");
+        assert!(!ws.path().join("a.txt").exists(), "the tool must not run");
+        assert!(r.executions.is_empty());
+        let kinds: Vec<_> = events.events().iter().map(|e| e.event_type).collect();
+        assert_eq!(kinds.last(), Some(&RunEventType::RunFailed));
+    }
 
     #[test]
     fn summaries() {
