@@ -1,13 +1,14 @@
 //! One plain chat completion with a unit profile, for callers that need an
 //! answer rather than work in a worktree (e.g. a planner asking for a plan).
 
+use crate::failover::Failover;
 use crate::model::Model;
-use crate::openai::{ChatMessage, ChatRequest, OpenAiClient};
+use crate::openai::{ChatMessage, ChatRequest};
 use crate::scripted::ScriptedModel;
-use crate::unit::{UnitError, UnitProfile, resolve_api_key};
+use crate::unit::{UnitError, UnitProfile};
 
 /// Sends `system` + `user` without tools and returns the reply's text (empty
-/// when the model sent none). `llm` profiles ask their endpoint; `scripted`
+/// when the model sent none). `llm` profiles ask their endpoint (then its fallback); `scripted`
 /// profiles answer with their first recorded turn. Not bounded in time beyond
 /// the client's own request timeout: callers wrap it in their budget.
 pub async fn complete_text(
@@ -22,19 +23,14 @@ pub async fn complete_text(
         temperature: None,
     };
     let reply = match profile {
-        UnitProfile::Llm {
-            base_url,
-            model,
-            api_key_env,
-            temperature,
-            ..
-        } => {
+        UnitProfile::Llm { temperature, .. } => {
             req.temperature = *temperature;
-            let api_key = resolve_api_key(api_key_env.as_deref())?;
-            OpenAiClient::new(base_url, api_key, model)
-                .map_err(|e| UnitError::ModelUnavailable(e.to_string()))?
-                .chat(&req)
-                .await?
+            let clients = profile
+                .providers()
+                .iter()
+                .map(|p| p.client().map(|(c, _)| c))
+                .collect::<Result<Vec<_>, _>>()?;
+            Failover::new(clients).complete(&req).await?
         }
         UnitProfile::Scripted { script } => ScriptedModel::load(script)?.complete(&req).await?,
         UnitProfile::Command { .. } | UnitProfile::Noop => {

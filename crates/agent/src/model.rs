@@ -13,6 +13,11 @@ pub trait Model: Send {
         &mut self,
         req: &ChatRequest,
     ) -> impl Future<Output = Result<ChatMessage, ModelError>> + Send;
+
+    /// `(provider, model)` answering the next turn, for events and records.
+    fn describe(&self) -> (String, String) {
+        ("unknown".into(), "unknown".into())
+    }
 }
 
 /// Why a model turn produced no message.
@@ -30,6 +35,9 @@ pub enum ModelError {
     /// The client could not be built or the request not encoded.
     #[error("model client setup failed: {0}")]
     Setup(String),
+    /// Every provider of a failover chain failed; one line per provider.
+    #[error("every model provider failed: {0}")]
+    AllProvidersFailed(String),
     /// A scripted model was asked for more turns than it recorded.
     #[error("script exhausted: all {turns} recorded turns were used")]
     ScriptExhausted { turns: usize },

@@ -371,6 +371,14 @@ impl Model for OpenAiClient {
     ) -> impl Future<Output = Result<ChatMessage, ModelError>> + Send {
         self.chat(req)
     }
+
+    fn describe(&self) -> (String, String) {
+        let host = reqwest::Url::parse(&self.endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| self.endpoint.clone());
+        (host, self.model.clone())
+    }
 }
 
 fn transport_error(e: reqwest::Error) -> AttemptError {

@@ -77,6 +77,10 @@ impl Model for ScriptedModel {
             turns: self.recorded,
         })
     }
+
+    fn describe(&self) -> (String, String) {
+        ("scripted".into(), "script".into())
+    }
 }
 
 #[cfg(test)]

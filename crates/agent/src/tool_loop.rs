@@ -1,29 +1,24 @@
-//! The tool-calling loop shared by `llm` and `scripted` units: ask the model,
-//! run the tools it calls, feed the results back, until it answers in text.
+//! The tool-calling loop of `llm` and `scripted` units: [`run_loop`] over
+//! the unit's worktree, its outcome mapped to a [`UnitReport`], the
+//! transcript and final text written under `outputs/`.
 
 use garrison_contracts::ironclaw::artifacts::AarModel;
-use garrison_contracts::openclawssy::{
-    DEFAULT_TOOL_TIMEOUT_MS, ToolError, ToolErrorCode, ToolRequest, ToolResponse,
-};
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::artifacts::{collect_artifacts, ensure_outputs_dir};
+use crate::lifecycle::{Lifecycle, NoEvents};
 use crate::model::Model;
-use crate::openai::{
-    ChatMessage, ChatRequest, Role, ToolCall, ToolDefinition, tool_name_from_wire,
-};
+use crate::openai::ChatMessage;
+use crate::runner::{LoopOutcome, LoopResult, LoopSpec, run_loop};
 use crate::tools::ToolRuntime;
 use crate::unit::{UnitJob, UnitOutcome, UnitReport};
 
-/// Failing tool results in a row after which the unit gives up.
-pub const MAX_CONSECUTIVE_TOOL_FAILURES: u32 = 5;
 /// The transcript (every message, pretty JSON), relative to the workspace.
 pub const TRANSCRIPT_FILE: &str = "outputs/transcript.json";
 /// The model's final text, relative to the workspace.
 pub const MODEL_OUTPUT_FILE: &str = "outputs/model_output.txt";
 
-/// The system message every loop starts with.
+/// The system message every unit loop starts with.
 pub const SYSTEM_PROMPT: &str = "You are a unit of a multi-agent team, working alone \
 in a git worktree that holds the files for your order. Use the tools to read, write and edit \
 files and to run programs. Every path is relative to the worktree root; paths outside it are \
@@ -40,168 +35,102 @@ pub struct LoopSettings {
     pub model: AarModel,
 }
 
-/// Runs the loop for `job` within `job.budget`.
-///
-/// Tool calls of one turn run one after another, in the order given: they may
-/// touch the same files, and a sequential order keeps the transcript
-/// reproducible. The loop fails after `max_turns` turns without a final
-/// answer, on a model error, or after [`MAX_CONSECUTIVE_TOOL_FAILURES`]
-/// failing tool results in a row. Whatever the outcome, the transcript and
-/// the final text are written under `outputs/`.
+/// Runs the loop for `job` within `job.budget`, without lifecycle events
+/// or audit (see [`run_unit_loop`]).
 pub async fn run_tool_loop<M: Model>(
     model: &mut M,
     tools: &ToolRuntime,
     job: &UnitJob,
     settings: &LoopSettings,
 ) -> UnitReport {
-    let deadline = Instant::now() + job.budget;
-    let mut req = ChatRequest {
+    let mut life = Lifecycle::new(&job.run_id, &job.agent_id, &NoEvents, None);
+    run_unit_loop(model, tools, job, settings, &mut life)
+        .await
+        .0
+}
+
+/// Runs the loop for `job`, its events to `life`.
+///
+/// The unit fails after `max_turns` turns without a final answer, on a model
+/// error, when the failure loop escalates (the request for guidance becomes
+/// the summary: a unit has nobody to ask), or when the budget runs out.
+/// Whatever the outcome, the transcript and the final text are written under
+/// `outputs/`.
+pub async fn run_unit_loop<M: Model>(
+    model: &mut M,
+    tools: &ToolRuntime,
+    job: &UnitJob,
+    settings: &LoopSettings,
+    life: &mut Lifecycle<'_>,
+) -> (UnitReport, LoopResult) {
+    let spec = LoopSpec {
+        run_id: job.run_id.clone(),
+        agent_id: job.agent_id.clone(),
         messages: vec![
             ChatMessage::system(SYSTEM_PROMPT),
             ChatMessage::user(job.prompt.clone()),
         ],
-        tools: tools
-            .specs()
-            .iter()
-            .map(ToolDefinition::from_spec)
-            .collect(),
+        max_turns: settings.max_turns,
         temperature: settings.temperature,
+        deadline: Instant::now() + job.budget,
+        cancel: None,
     };
-    let mut notes = Vec::new();
-    let mut tool_calls = 0u32;
-    let mut failed_calls = 0u32;
-    let mut failing_in_a_row = 0u32;
-    let mut final_text = String::new();
-    let mut turns = 0u32;
-
-    let outcome = 'run: loop {
-        if turns == settings.max_turns {
-            break UnitOutcome::Failed {
-                reason: format!("no final answer after {turns} model turns"),
-            };
-        }
-        turns += 1;
-        let mut reply = match tokio::time::timeout_at(deadline, model.complete(&req)).await {
-            Err(_) => break UnitOutcome::TimedOut,
-            Ok(Err(e)) => {
-                break UnitOutcome::Failed {
-                    reason: format!("model error: {e}"),
-                };
-            }
-            Ok(Ok(reply)) => reply,
-        };
-        reply.role = Role::Assistant;
-        for (i, call) in reply.tool_calls.iter_mut().enumerate() {
-            if call.id.is_empty() {
-                call.id = format!("call_{turns}_{i}");
-            }
-        }
-        let text = reply.content.as_deref().map(str::trim).unwrap_or_default();
-        let calls = reply.tool_calls.clone();
-        if calls.is_empty() {
-            final_text = text.to_string();
-            req.messages.push(reply);
-            break UnitOutcome::Succeeded;
-        }
-        // Kept so that a failed unit still shows what the model last said.
-        if !text.is_empty() {
-            final_text = text.to_string();
-        }
-        req.messages.push(reply);
-        for call in &calls {
-            tool_calls += 1;
-            let run = run_call(tools, job, call);
-            let Ok(resp) = tokio::time::timeout_at(deadline, run).await else {
-                break 'run UnitOutcome::TimedOut;
-            };
-            tracing::debug!(run_id = %job.run_id, tool = %resp.tool, ok = resp.ok, "tool call");
-            if resp.ok {
-                failing_in_a_row = 0;
-            } else {
-                failed_calls += 1;
-                failing_in_a_row += 1;
-            }
-            let content = serde_json::to_string(&resp).unwrap_or_else(|e| {
-                json!({"ok": false, "error": {"code": "internal.error", "message": e.to_string()}})
-                    .to_string()
-            });
-            req.messages
-                .push(ChatMessage::tool(call.id.clone(), content));
-        }
-        if failing_in_a_row >= MAX_CONSECUTIVE_TOOL_FAILURES {
-            break UnitOutcome::Failed {
-                reason: format!(
-                    "unit stopped after {MAX_CONSECUTIVE_TOOL_FAILURES} consecutive failing tool calls"
-                ),
-            };
-        }
-    };
-
+    let result = run_loop(model, tools, spec, life).await;
+    let mut notes = result.notes.clone();
+    let failed_calls = result.failed_calls();
     if failed_calls > 0 {
-        notes.push(format!("{failed_calls} of {tool_calls} tool calls failed"));
+        notes.push(format!(
+            "{failed_calls} of {} tool calls failed",
+            result.executions.len()
+        ));
     }
-    notes.extend(write_outputs(job, &req.messages, &final_text).await.err());
-    let summary = match (&outcome, final_text.is_empty()) {
-        (UnitOutcome::Succeeded, false) => final_text,
-        (UnitOutcome::Succeeded, true) => "finished without a final message".to_string(),
-        (UnitOutcome::Failed { reason }, _) => reason.clone(),
-        (UnitOutcome::TimedOut, _) => {
-            format!("timed out after {:.1}s", job.budget.as_secs_f64())
-        }
-        (UnitOutcome::Killed { signal }, _) => format!("killed by signal {signal}"),
+    notes.extend(
+        write_outputs(job, &result.messages, &result.final_text)
+            .await
+            .err(),
+    );
+    let (outcome, summary) = match &result.outcome {
+        LoopOutcome::Completed if result.final_text.is_empty() => (
+            UnitOutcome::Succeeded,
+            "finished without a final message".to_string(),
+        ),
+        LoopOutcome::Completed => (UnitOutcome::Succeeded, result.final_text.clone()),
+        LoopOutcome::NeedsGuidance => (
+            UnitOutcome::Failed {
+                reason: "tool calls kept failing through error recovery; guidance needed".into(),
+            },
+            result.final_text.clone(),
+        ),
+        LoopOutcome::Failed { reason } => (
+            UnitOutcome::Failed {
+                reason: reason.clone(),
+            },
+            reason.clone(),
+        ),
+        LoopOutcome::TimedOut => (
+            UnitOutcome::TimedOut,
+            format!("timed out after {:.1}s", job.budget.as_secs_f64()),
+        ),
+        LoopOutcome::Cancelled => (
+            UnitOutcome::Failed {
+                reason: "cancelled".into(),
+            },
+            "cancelled".into(),
+        ),
     };
     let artifacts = collect_artifacts(&job.workspace).unwrap_or_else(|e| {
         notes.push(format!("could not list outputs/: {e}"));
         Vec::new()
     });
-    UnitReport {
+    let report = UnitReport {
         outcome,
         summary,
         artifacts,
         model: settings.model.clone(),
         notes,
-        tool_calls,
-    }
-}
-
-/// Runs one call from the model. Bad arguments become a `tool.input_invalid`
-/// result for the model to correct, never an error of the loop.
-async fn run_call(tools: &ToolRuntime, job: &UnitJob, call: &ToolCall) -> ToolResponse {
-    let mut req = ToolRequest {
-        request_id: format!("req_{}", ulid::Ulid::new()),
-        run_id: job.run_id.clone(),
-        agent_id: job.agent_id.clone(),
-        tool: tool_name_from_wire(&call.function.name),
-        input: Value::Null,
-        timeout_ms: DEFAULT_TOOL_TIMEOUT_MS,
-        created_at: Some(jiff::Timestamp::now().to_string()),
+        tool_calls: u32::try_from(result.executions.len()).unwrap_or(u32::MAX),
     };
-    let raw = call.function.arguments.trim();
-    let parsed = if raw.is_empty() {
-        Ok(Value::Object(Default::default()))
-    } else {
-        serde_json::from_str::<Value>(raw)
-    };
-    match parsed {
-        Ok(input @ Value::Object(_)) => {
-            req.input = input;
-            tools.call(&req).await
-        }
-        Ok(_) => ToolResponse::failure(
-            &req,
-            ToolError::new(
-                ToolErrorCode::ToolInputInvalid,
-                "arguments must be a JSON object",
-            ),
-        ),
-        Err(e) => ToolResponse::failure(
-            &req,
-            ToolError::new(
-                ToolErrorCode::ToolInputInvalid,
-                format!("arguments are not valid JSON: {e}"),
-            ),
-        ),
-    }
+    (report, result)
 }
 
 /// Writes the transcript and final text; returns a note when that fails.

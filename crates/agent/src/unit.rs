@@ -7,11 +7,15 @@ use std::time::Duration;
 use garrison_contracts::ironclaw::artifacts::{AarModel, ArtifactRef};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditLog;
 use crate::command_unit;
+use crate::failover::Failover;
+use crate::lifecycle::{EventSink, Lifecycle, NoEvents};
 use crate::model::ModelError;
-use crate::openai::OpenAiClient;
+use crate::provider::ProviderProfile;
+use crate::sandbox::SandboxPolicy;
 use crate::scripted::{ScriptError, ScriptedModel};
-use crate::tool_loop::{LoopSettings, run_tool_loop};
+use crate::tool_loop::{LoopSettings, run_unit_loop};
 use crate::tools::ToolRuntime;
 
 /// Model turns an `llm` unit gets when its profile says nothing.
@@ -43,6 +47,9 @@ pub enum UnitProfile {
         temperature: Option<f64>,
         #[serde(default = "default_max_turns")]
         max_turns: u32,
+        /// Tried when this endpoint fails after its retries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<ProviderProfile>,
     },
     /// External program run in the worktree, the prompt on stdin or in argv.
     Command {
@@ -83,6 +90,7 @@ impl UnitProfile {
             api_key_env: None,
             temperature: None,
             max_turns: DEFAULT_MAX_TURNS,
+            fallback: None,
         })
     }
 
@@ -118,26 +126,45 @@ impl UnitProfile {
         }
     }
 
-    /// Checks what can be checked without running anything.
-    pub fn validate(&self) -> Result<(), UnitError> {
-        let invalid = |msg: String| Err(UnitError::ProfileInvalid(msg));
+    /// The provider chain of an `llm` profile: its own endpoint, then the
+    /// fallback. Empty for other kinds.
+    pub fn providers(&self) -> Vec<ProviderProfile> {
         match self {
             UnitProfile::Llm {
                 base_url,
                 model,
                 api_key_env,
+                fallback,
+                ..
+            } => {
+                let mut chain = vec![ProviderProfile {
+                    base_url: base_url.clone(),
+                    model: model.clone(),
+                    api_key_env: api_key_env.clone(),
+                }];
+                chain.extend(fallback.iter().cloned());
+                chain
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Checks what can be checked without running anything.
+    pub fn validate(&self) -> Result<(), UnitError> {
+        let invalid = |msg: String| Err(UnitError::ProfileInvalid(msg));
+        match self {
+            UnitProfile::Llm {
                 temperature,
                 max_turns,
+                fallback,
+                ..
             } => {
-                match reqwest::Url::parse(base_url) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                    _ => return invalid(format!("base_url `{base_url}` is not an http(s) URL")),
-                }
-                if model.trim().is_empty() {
-                    return invalid("model is empty".into());
-                }
-                if api_key_env.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                    return invalid("api_key_env is empty".into());
+                self.providers()
+                    .iter()
+                    .try_for_each(ProviderProfile::validate)?;
+                if let Some(f) = fallback {
+                    f.validate()
+                        .map_err(|e| UnitError::ProfileInvalid(format!("fallback: {e}")))?;
                 }
                 if temperature.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
                     return invalid("temperature must be a non-negative number".into());
@@ -245,8 +272,39 @@ impl UnitError {
     }
 }
 
+/// What a caller may attach to a unit run besides the job: where its
+/// lifecycle events go and the audit log its tool calls are written to.
+#[derive(Clone, Copy)]
+pub struct UnitHooks<'a> {
+    pub events: &'a dyn EventSink,
+    /// When set, every lifecycle event of an `llm` or `scripted` unit
+    /// (each tool call and result among them) is appended here, redacted.
+    pub audit: Option<&'a AuditLog>,
+    /// Confinement of `shell.exec`.
+    pub sandbox: SandboxPolicy,
+}
+
+impl Default for UnitHooks<'_> {
+    fn default() -> Self {
+        UnitHooks {
+            events: &NoEvents,
+            audit: None,
+            sandbox: SandboxPolicy::default(),
+        }
+    }
+}
+
 /// Runs `job` with `profile` and reports what happened.
 pub async fn run_unit(profile: &UnitProfile, job: &UnitJob) -> Result<UnitReport, UnitError> {
+    run_unit_with(profile, job, UnitHooks::default()).await
+}
+
+/// [`run_unit`] with lifecycle events and audit.
+pub async fn run_unit_with(
+    profile: &UnitProfile,
+    job: &UnitJob,
+    hooks: UnitHooks<'_>,
+) -> Result<UnitReport, UnitError> {
     profile.validate()?;
     check_workspace(&job.workspace)?;
     match profile {
@@ -273,39 +331,44 @@ pub async fn run_unit(profile: &UnitProfile, job: &UnitJob) -> Result<UnitReport
                 temperature: None,
                 model: profile.aar_model(),
             };
-            let tools = ToolRuntime::new(&job.workspace);
-            Ok(run_tool_loop(&mut model, &tools, job, &settings).await)
+            let mut tools = ToolRuntime::new(&job.workspace);
+            tools.sandbox = hooks.sandbox;
+            let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit);
+            Ok(run_unit_loop(&mut model, &tools, job, &settings, &mut life)
+                .await
+                .0)
         }
         UnitProfile::Llm {
-            base_url,
-            model,
-            api_key_env,
             temperature,
             max_turns,
+            ..
         } => {
-            let api_key = resolve_api_key(api_key_env.as_deref())?;
-            let mut client = OpenAiClient::new(base_url, api_key, model)
-                .map_err(|e| UnitError::ModelUnavailable(e.to_string()))?;
+            let mut clients = Vec::new();
+            let mut keys = Vec::new();
+            for p in profile.providers() {
+                let (client, key) = p.client()?;
+                clients.push(client);
+                keys.extend(key);
+            }
+            let mut chain = Failover::new(clients);
             let settings = LoopSettings {
                 max_turns: *max_turns,
                 temperature: *temperature,
                 model: profile.aar_model(),
             };
-            let tools = ToolRuntime::new(&job.workspace);
-            Ok(run_tool_loop(&mut client, &tools, job, &settings).await)
+            let mut tools = ToolRuntime::new(&job.workspace);
+            tools.sandbox = hooks.sandbox;
+            let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit)
+                .with_secrets(keys);
+            let (mut report, result) =
+                run_unit_loop(&mut chain, &tools, job, &settings, &mut life).await;
+            if chain.active() > 0 {
+                report.model.provider = result.provider.0;
+                report.model.name = result.provider.1;
+            }
+            report.notes.extend(chain.switches().iter().cloned());
+            Ok(report)
         }
-    }
-}
-
-/// A variable named in the profile must be set; the default one may be
-/// unset, for local endpoints that take no key.
-pub(crate) fn resolve_api_key(named: Option<&str>) -> Result<Option<String>, UnitError> {
-    let read = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-    match named {
-        Some(var) => read(var).map(Some).ok_or_else(|| {
-            UnitError::ModelUnavailable(format!("API key variable {var} is not set"))
-        }),
-        None => Ok(read(DEFAULT_API_KEY_ENV)),
     }
 }
 
@@ -341,7 +404,8 @@ mod tests {
                 model: "gpt-x".into(),
                 api_key_env: None,
                 temperature: None,
-                max_turns: 24
+                max_turns: 24,
+                fallback: None,
             }
         );
         assert_eq!(
@@ -383,6 +447,7 @@ mod tests {
             api_key_env: None,
             temperature: Some(0.2),
             max_turns: turns,
+            fallback: None,
         };
         llm("http://127.0.0.1:8080/v1", "m", 1).validate().unwrap();
         for bad in [
@@ -420,8 +485,16 @@ mod tests {
 
     #[test]
     fn named_key_variable_must_be_set() {
-        let e = resolve_api_key(Some("GARRISON_TEST_SURELY_UNSET_KEY_VAR")).unwrap_err();
+        let key = |var: &str| {
+            ProviderProfile {
+                base_url: "http://127.0.0.1:1/v1".into(),
+                model: "m".into(),
+                api_key_env: Some(var.into()),
+            }
+            .api_key()
+        };
+        let e = key("GARRISON_TEST_SURELY_UNSET_KEY_VAR").unwrap_err();
         assert_eq!(e.code(), "MODEL_UNAVAILABLE");
-        assert!(resolve_api_key(Some("PATH")).unwrap().is_some());
+        assert!(key("PATH").unwrap().is_some());
     }
 }

@@ -340,6 +340,7 @@ async fn llm_profile_runs_end_to_end() {
         api_key_env: Some(key_var.into()),
         temperature: Some(0.3),
         max_turns: 4,
+        fallback: None,
     };
     let report = run_unit(&profile, &job(ws.path())).await.unwrap();
     assert_eq!(report.outcome, UnitOutcome::Succeeded);
@@ -364,6 +365,7 @@ async fn llm_profile_runs_end_to_end() {
         api_key_env: Some("GARRISON_TEST_NO_SUCH_KEY_VAR".into()),
         temperature: None,
         max_turns: 4,
+        fallback: None,
     };
     let err = run_unit(&missing_key, &job(ws.path())).await.unwrap_err();
     assert_eq!(err.code(), "MODEL_UNAVAILABLE");
@@ -381,6 +383,7 @@ async fn complete_text_asks_without_tools() {
         api_key_env: None,
         temperature: None,
         max_turns: 1,
+        fallback: None,
     };
     let text = garrison_agent::complete_text(&profile, "plan it", "ship the docs")
         .await
@@ -404,4 +407,59 @@ async fn complete_text_asks_without_tools() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "PROFILE_INVALID");
+}
+
+#[tokio::test]
+async fn llm_unit_tool_calls_are_audited() {
+    let (base, _) = serve(vec![
+        completion(json!({"role": "assistant", "content": null, "tool_calls": [
+            tool_call("c1", "fs_write", r#"{"path":"a.txt","content":"token=abc123"}"#),
+            tool_call("c2", "fs_read", r#"{"path":"missing.txt"}"#),
+        ]})),
+        completion(json!({"role": "assistant", "content": "Done."})),
+    ])
+    .await;
+    let ws = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let profile = UnitProfile::Llm {
+        base_url: base,
+        model: "test-model".into(),
+        api_key_env: None,
+        temperature: None,
+        max_turns: 4,
+        fallback: None,
+    };
+    let audit = garrison_agent::AuditLog::for_agent(data.path(), "unit_7").unwrap();
+    let events = garrison_agent::EventLog::new();
+    let hooks = garrison_agent::UnitHooks {
+        events: &events,
+        audit: Some(&audit),
+        ..Default::default()
+    };
+    let mut j = job(ws.path());
+    j.agent_id = "unit_7".into();
+    let report = garrison_agent::run_unit_with(&profile, &j, hooks)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, UnitOutcome::Succeeded);
+    let dir = data.path().join("agents/unit_7/audit");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(!text.contains("abc123"));
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), events.events().len());
+    let of = |t: &str| -> Vec<&Value> { lines.iter().filter(|l| l["event_type"] == t).collect() };
+    let calls = of("tool.call");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["payload"]["tool"], "fs.write");
+    assert_eq!(calls[0]["redactions"], json!(["payload.input.content"]));
+    let results = of("tool.result");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[1]["payload"]["ok"], false);
+    assert_eq!(results[1]["payload"]["error"]["code"], "tool.input_invalid");
+    assert_eq!(of("run.completed").len(), 1);
 }

@@ -121,14 +121,15 @@ async fn exhausted_script_fails_the_unit() {
 }
 
 #[tokio::test]
-async fn consecutive_tool_failures_stop_the_unit() {
+async fn failure_loop_escalation_fails_the_unit() {
     let ws = tempfile::tempdir().unwrap();
     let failing = |i: usize| {
         json!({"tool_calls": [{"id": format!("c{i}"), "type": "function",
             "function": {"name": "fs_read", "arguments": {"path": format!("missing{i}.txt")}}}]})
     };
+    // 2 failures arm recovery; in recovery a single success does not clear
+    // it, so the third failure there (the sixth call) ends the unit.
     let mut turns: Vec<Value> = (0..4).map(failing).collect();
-    // A success in between resets the count: 4 + 5 failures are needed.
     turns.push(
         json!({"tool_calls": [{"id": "ok", "function": {"name": "fs_list", "arguments": {}}}]}),
     );
@@ -144,10 +145,16 @@ async fn consecutive_tool_failures_stop_the_unit() {
     assert_eq!(
         report.outcome,
         UnitOutcome::Failed {
-            reason: "unit stopped after 5 consecutive failing tool calls".into()
+            reason: "tool calls kept failing through error recovery; guidance needed".into()
         }
     );
-    assert_eq!(report.tool_calls, 10);
+    assert_eq!(report.tool_calls, 6);
+    assert!(report.summary.contains("guidance"), "{}", report.summary);
+    assert!(
+        report.summary.contains("missing4.txt"),
+        "{}",
+        report.summary
+    );
 }
 
 #[tokio::test]

@@ -65,7 +65,7 @@ async fn write_then_read_round_trip() {
 async fn read_is_capped() {
     let ws = tempfile::tempdir().unwrap();
     let mut rt = ToolRuntime::new(ws.path());
-    rt.output_cap_bytes = 4;
+    rt.limits.output_cap_bytes = 4;
     std::fs::write(ws.path().join("big.txt"), "abcdefgh").unwrap();
     let r = call(&rt, "fs.read", json!({"path": "big.txt"})).await;
     let out = r.output.unwrap();

@@ -50,7 +50,7 @@ pub(super) async fn read(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolE
         )
         .with_detail("path", path.as_str()));
     }
-    let cap = rt.output_cap_bytes;
+    let cap = rt.limits.output_cap_bytes;
     let mut bytes = Vec::new();
     file.take(cap as u64 + 1)
         .read_to_end(&mut bytes)

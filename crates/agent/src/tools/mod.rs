@@ -1,8 +1,10 @@
 //! The tool runtime: the built-in tools, their input schemas, and dispatch of
 //! a [`ToolRequest`] to a [`ToolResponse`] under the workspace path policy.
 
+pub mod envelope;
 mod fs;
 pub mod path_policy;
+pub mod registry;
 mod shell;
 
 use std::path::{Path, PathBuf};
@@ -10,27 +12,15 @@ use std::time::Instant;
 
 use garrison_contracts::openclawssy::{ToolError, ToolErrorCode, ToolRequest, ToolResponse};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+pub use envelope::{
+    DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_TIMEOUT_MS, DEFAULT_OUTPUT_CAP_BYTES, ToolLimits,
+};
 pub use path_policy::resolve;
 
-/// Default cap on the longest a single tool call may run.
-pub const DEFAULT_MAX_TIMEOUT_MS: u64 = 120_000;
-/// Default cap on output a tool hands back (per stream for `shell.exec`).
-pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 64 * 1024;
-
-/// A built-in tool as the model sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolSpec {
-    /// Registered name, e.g. `fs.read`.
-    pub name: &'static str,
-    pub description: &'static str,
-    /// JSON schema of `input`.
-    pub parameters: Value,
-}
-
-/// Every built-in tool, in the order they are offered to a model.
-pub const TOOL_NAMES: &[&str] = &["fs.read", "fs.write", "fs.list", "fs.edit", "shell.exec"];
+use crate::sandbox::{SandboxMode, SandboxPolicy};
+pub use registry::{Registry, TOOL_NAMES, ToolSpec};
 
 /// Runs tool requests inside one workspace.
 #[derive(Debug, Clone)]
@@ -39,14 +29,17 @@ pub struct ToolRuntime {
     pub workspace: PathBuf,
     /// Workspace-relative prefixes no tool may touch.
     pub deny: Vec<String>,
-    /// Upper bound for any request's `timeout_ms`.
-    pub max_timeout_ms: u64,
-    /// Most bytes of file content or process output returned per field.
-    pub output_cap_bytes: usize,
+    /// Timeout and output bounds.
+    pub limits: ToolLimits,
+    /// The tools on offer.
+    pub registry: Registry,
+    /// How tools that run programs are confined.
+    pub sandbox: SandboxPolicy,
 }
 
 impl ToolRuntime {
-    /// A runtime with the default deny list (`.git`) and limits.
+    /// A runtime with the built-in tools, the default deny list (`.git`) and
+    /// the default limits.
     pub fn new(workspace: impl Into<PathBuf>) -> ToolRuntime {
         ToolRuntime {
             workspace: workspace.into(),
@@ -54,8 +47,9 @@ impl ToolRuntime {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            max_timeout_ms: DEFAULT_MAX_TIMEOUT_MS,
-            output_cap_bytes: DEFAULT_OUTPUT_CAP_BYTES,
+            limits: ToolLimits::default(),
+            registry: Registry::builtin(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 
@@ -66,64 +60,40 @@ impl ToolRuntime {
 
     /// The tools this runtime offers, with their input schemas.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        let path = json!({"type": "string", "description": "Path relative to the workspace root"});
-        vec![
-            ToolSpec {
-                name: "fs.read",
-                description: "Read a UTF-8 text file from the workspace.",
-                parameters: json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
-            },
-            ToolSpec {
-                name: "fs.write",
-                description: "Create or overwrite a file in the workspace; parent directories are created.",
-                parameters: json!({"type": "object", "properties": {
-                    "path": path, "content": {"type": "string", "description": "Full new file content"}
-                }, "required": ["path", "content"]}),
-            },
-            ToolSpec {
-                name: "fs.list",
-                description: "List a directory of the workspace (default: its root).",
-                parameters: json!({"type": "object", "properties": {"path": path}}),
-            },
-            ToolSpec {
-                name: "fs.edit",
-                description: "Replace the one occurrence of `old` in a file with `new`; fails unless `old` occurs exactly once.",
-                parameters: json!({"type": "object", "properties": {
-                    "path": path,
-                    "old": {"type": "string", "description": "Exact text to replace; must occur exactly once"},
-                    "new": {"type": "string", "description": "Replacement text"}
-                }, "required": ["path", "old", "new"]}),
-            },
-            ToolSpec {
-                name: "shell.exec",
-                description: "Run a program (no shell: no pipes, globs or redirects) with the workspace as working directory. A non-zero exit code is reported, not an error.",
-                parameters: json!({"type": "object", "properties": {
-                    "command": {"type": "string", "description": "Program name or path, e.g. `ls` or `cargo`"},
-                    "args": {"type": "array", "items": {"type": "string"}},
-                    "timeout_ms": {"type": "integer", "minimum": 1}
-                }, "required": ["command"]}),
-            },
-        ]
+        self.registry.specs().to_vec()
     }
 
     /// Runs one request. Never panics and never fails: every problem is a
-    /// `ok=false` response with a canonical error code.
+    /// `ok=false` response with a canonical error code, and every response
+    /// keeps the envelope rules (see [`envelope::respond`]).
     pub async fn call(&self, req: &ToolRequest) -> ToolResponse {
         let started = Instant::now();
         let result = self.dispatch(req).await;
-        let mut resp = match result {
-            Ok(output) => ToolResponse::success(req, output),
-            Err(error) => ToolResponse::failure(req, error),
-        };
-        resp.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-        resp.finished_at = Some(jiff::Timestamp::now().to_string());
-        resp
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        envelope::respond(req, result, ms, &self.limits)
     }
 
     async fn dispatch(&self, req: &ToolRequest) -> Result<Value, ToolError> {
         req.validate()
             .map_err(|e| ToolError::new(ToolErrorCode::InvalidRequest, e.to_string()))?;
-        let timeout_ms = req.effective_timeout_ms(self.max_timeout_ms);
+        let Some(spec) = self.registry.get(&req.tool) else {
+            return Err(ToolError::new(
+                ToolErrorCode::ToolNotFound,
+                format!("no tool named `{}`", req.tool),
+            )
+            .with_detail("tool", req.tool.as_str())
+            .with_detail("available", self.registry.names()));
+        };
+        if spec.needs_sandbox && self.sandbox.mode == SandboxMode::Off {
+            return Err(ToolError::new(
+                ToolErrorCode::SandboxRequired,
+                format!(
+                    "`{}` runs only inside the sandbox, and this runtime has none",
+                    req.tool
+                ),
+            ));
+        }
+        let timeout_ms = self.limits.timeout_ms(Some(req.timeout_ms));
         if req.tool == "shell.exec" {
             // Bounds itself (its input may ask for its own timeout) so that it
             // can kill the process group it started.
@@ -136,11 +106,9 @@ impl ToolRuntime {
                 "fs.list" => fs::list(self, &req.input).await,
                 "fs.edit" => fs::edit(self, &req.input).await,
                 other => Err(ToolError::new(
-                    ToolErrorCode::ToolNotFound,
-                    format!("no tool named `{other}`"),
-                )
-                .with_detail("tool", other)
-                .with_detail("available", TOOL_NAMES.to_vec())),
+                    ToolErrorCode::InternalError,
+                    format!("tool `{other}` is registered but has no implementation"),
+                )),
             }
         };
         tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), work)

@@ -1,10 +1,9 @@
 //! `shell.exec`: runs one program, without a shell, in the workspace.
 //!
-//! Not sandboxed yet: the program runs with the worker's privileges and can
-//! reach anything the worker can. Landlock/seccomp confinement is the
-//! agent-runtime issue's work; until then the only containment is the
-//! working directory, a minimal environment (no inherited secrets), the
-//! timeout and killing the whole process group afterwards.
+//! The program runs confined (see `sandbox`: writes only beneath the
+//! workspace, no network sockets, no new privileges), with a minimal
+//! environment (no inherited secrets), within its timeout, and its whole
+//! process group is killed afterwards. Without the sandbox it does not run.
 
 use garrison_contracts::openclawssy::{ToolError, ToolErrorCode};
 use serde::Deserialize;
@@ -14,6 +13,7 @@ use tokio::time::{Duration, Instant};
 
 use super::{ToolRuntime, parse_input, timeout_error};
 use crate::process_group::{self, Exit};
+use crate::sandbox::Confinement;
 
 /// PATH when the worker has none.
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -48,9 +48,9 @@ pub(super) async fn exec(
             "`command` is empty",
         ));
     }
-    let timeout_ms = timeout_ms
-        .unwrap_or(default_timeout_ms)
-        .clamp(1, rt.max_timeout_ms.max(1));
+    let timeout_ms = rt
+        .limits
+        .timeout_ms(Some(timeout_ms.unwrap_or(default_timeout_ms)));
     let root = rt.resolve(".")?;
 
     let mut cmd = Command::new(&command);
@@ -63,7 +63,8 @@ pub(super) async fn exec(
         )
         .env("HOME", &root)
         .env("LANG", "C.UTF-8");
-    let running = process_group::spawn(cmd, None, rt.output_cap_bytes).map_err(|e| {
+    Confinement::prepare(&rt.sandbox, &root)?.apply(&mut cmd);
+    let running = process_group::spawn(cmd, None, rt.limits.output_cap_bytes).map_err(|e| {
         let code = match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
                 ToolErrorCode::ToolInputInvalid
