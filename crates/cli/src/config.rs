@@ -36,6 +36,23 @@ pub struct Global {
     /// Configuration file [default: <data-dir>/garrison.toml when present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Log lines on stderr as text or as one JSON object per line
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "GARRISON_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Keys `garrison.toml` and `GARRISON_*` may set. Unknown keys are left for

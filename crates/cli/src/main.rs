@@ -2,6 +2,7 @@
 
 mod appleseed;
 mod config;
+mod config_cmd;
 mod demo;
 mod events;
 mod ledger;
@@ -39,7 +40,8 @@ listener; the other commands are operator tools over the same data dir.",
     after_help = "\
 Data dir: --data-dir, else $GARRISON_HOME, else ./.garrison. Settings come from
 flags, then GARRISON_* variables, then <data-dir>/garrison.toml (or --config).
-Log level: RUST_LOG (e.g. RUST_LOG=debug); logs go to stderr.
+Log level: RUST_LOG (e.g. RUST_LOG=debug); logs go to stderr, as text or, with
+--log-format json (GARRISON_LOG_FORMAT=json), one JSON object per line.
 
 Examples:
   garrison demo --exit                             # the offline end-to-end demo
@@ -67,6 +69,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check a workflow document; prints {allow, code, reason, details}
     Validate(validate::ValidateArgs),
+    /// Check the configuration
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCmd),
     /// Ledger maintenance
     #[command(subcommand)]
     Ledger(ledger::LedgerCmd),
@@ -94,7 +99,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_)));
+    init_tracing(
+        matches!(cli.command, Command::Serve(_)),
+        cli.global.log_format,
+    );
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -109,6 +117,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(g, args),
         Command::Validate(args) => Ok(validate::run(args)),
+        Command::Config(cmd) => config_cmd::run(g, cmd),
         Command::Ledger(cmd) => ledger::run(g, cmd),
         Command::Events(cmd) => events::run(g, cmd),
         Command::Runs(cmd) => runs::run(g, cmd),
@@ -123,16 +132,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Logs to stderr so stdout stays machine-readable. `serve` logs at info by
 /// default, one-shot commands only warnings; RUST_LOG overrides both.
-fn init_tracing(serving: bool) {
+fn init_tracing(serving: bool, format: config::LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = if serving { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // One object per line for log shippers; no colour codes inside.
+        config::LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 /// The async runtime for commands that need one.

@@ -786,3 +786,80 @@ fn run_with_a_model_commits_into_the_repo() {
             .any(|t| t["function"]["name"] == "fs_write")
     );
 }
+
+#[test]
+fn config_validate_reports_or_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let o = run_in(data, &["config", "validate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["backend"], "sqlite", "{v}");
+    assert_eq!(v["services"], json!(["all"]), "{v}");
+    assert!(
+        v["profiles"].as_array().unwrap().contains(&json!("noop")),
+        "{v}"
+    );
+
+    std::fs::write(
+        data.join("garrison.toml"),
+        "services = \"ledger,milestones\"\n[gates]\nquick = [{ name = \"fmt\", command = [\"true\"] }]\n",
+    )
+    .unwrap();
+    let v: Value =
+        serde_json::from_str(stdout(&run_in(data, &["config", "validate"])).trim()).unwrap();
+    assert_eq!(v["services"], json!(["ledger", "milestones"]), "{v}");
+    assert!(
+        v["gates"].as_array().unwrap().contains(&json!("quick")),
+        "{v}"
+    );
+    assert!(
+        v["file"].as_str().unwrap().ends_with("garrison.toml"),
+        "{v}"
+    );
+
+    for (toml, needle) in [
+        ("[orchestration]\nlease_secs = 0\n", "lease_secs"),
+        ("[orchestration]\nleese_secs = 5\n", "leese_secs"),
+        (
+            "[orchestration]\ndefault_profile = \"nope\"\n",
+            "default_profile `nope`",
+        ),
+        ("services = \"ledger,nope\"\n", "unknown service `nope`"),
+        ("listen = \"0.0.0.0:7878\"\n", "not loopback"),
+        ("body_limit = \"big\"\n", "body_limit"),
+    ] {
+        std::fs::write(data.join("garrison.toml"), toml).unwrap();
+        let o = run_in(data, &["config", "validate"]);
+        assert_eq!(o.status.code(), Some(1), "{toml}: {}", stdout(&o));
+        assert!(stderr(&o).contains(needle), "{toml}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = garrison()
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+            "demo",
+            "--exit",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let logs: Vec<Value> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!logs.is_empty(), "{}", stderr(&o));
+    for l in &logs {
+        assert!(l["level"].is_string() && l["fields"].is_object(), "{l}");
+    }
+}
