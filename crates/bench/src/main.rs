@@ -8,6 +8,7 @@ mod http;
 mod ingest;
 mod ledger;
 mod stats;
+mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,9 @@ enum Scenario {
     /// and by remote workers over HTTP, beside the same lifecycle appended
     /// straight to the ledger; and lease-expiry reissue time.
     Dispatch(dispatch::DispatchArgs),
+    /// An `fs.read` tool call through path policy, envelope and audit log,
+    /// beside a plain read plus two plain appended lines.
+    Tools(tools::ToolsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             // Synchronous file I/O, like the CLI.
             Scenario::Appleseed(args) => appleseed::run(args),
             Scenario::Dispatch(args) => dispatch::run(args).await,
+            Scenario::Tools(args) => tools::run(args).await,
         }
     })
 }
