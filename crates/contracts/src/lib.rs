@@ -6,6 +6,7 @@
 pub mod appleseed;
 pub mod canonical;
 mod check;
+pub mod go_duration;
 pub mod ironclaw;
 pub mod locks;
 pub mod milestone;

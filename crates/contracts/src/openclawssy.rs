@@ -468,47 +468,13 @@ impl FromStr for Schedule {
     }
 }
 
-/// Go's `time.ParseDuration` for non-negative values: `1h30m`, `1.5s`, `300ms`.
+/// A non-negative Go duration (`1h30m`, `1.5s`, `300ms`), parsed exactly as
+/// Go's `time.ParseDuration` does (see [`crate::go_duration`]).
 pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
-    if s == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .bytes()
-            .take_while(|c| c.is_ascii_digit() || *c == b'.')
-            .count();
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .bytes()
-            .take_while(|c| !c.is_ascii_digit() && *c != b'.')
-            .count();
-        let (unit, tail) = tail.split_at(unit_len);
-        let nanos = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * nanos;
-        rest = tail;
-    }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return None;
-    }
-    Some(std::time::Duration::from_nanos(total as u64))
+    let nanos = crate::go_duration::parse(s).ok()?;
+    u64::try_from(nanos)
+        .ok()
+        .map(std::time::Duration::from_nanos)
 }
 
 // --- /v1 HTTP bodies -----------------------------------------------------------
