@@ -67,6 +67,30 @@ async fn serve_feeds_runs_into_appleseed_when_orchestrating() {
     })
     .await
     .expect("the run never reached the appleseed state");
+
+    // Its end (here a cancellation) becomes projected feedback.
+    let r = s
+        .post(
+            "/events",
+            &json!({"type": "RUN_CANCELLED", "run_id": "r-feed", "payload": {"reason": "operator stop"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let projected = dir.path().join("appleseed/projected_feedback.jsonl");
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let text = std::fs::read_to_string(&projected).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("r-feed")) {
+                break line.to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the cancelled run was never projected as feedback");
+    let fb: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(fb["status"], "cancelled", "{fb}");
+    assert!(line.contains("run cancelled: operator stop"), "{line}");
     s.stop().await;
     assert!(dir.path().join("appleseed/garrison-feed.pos").exists());
 }

@@ -1,5 +1,5 @@
 //! Garrison's own runs as Appleseed evidence: `RUN_CREATED` becomes a
-//! `session_started` envelope, `RUN_COMPLETED`/`RUN_FAILED` a
+//! `session_started` envelope, `RUN_COMPLETED`/`RUN_FAILED`/`RUN_CANCELLED` a
 //! `session_feedback` envelope, ingested into `<data-dir>/appleseed` by the
 //! same [`Appleseed::ingest`] external runtimes go through.
 //!
@@ -144,7 +144,9 @@ pub async fn run(
 async fn handle(ledger: &dyn Ledger, data_dir: &Path, rec: &Record) -> Result<bool, LearningError> {
     let envelope = match rec.event_type {
         EventType::RunCreated => started(rec),
-        EventType::RunCompleted | EventType::RunFailed => feedback(ledger, rec).await?,
+        EventType::RunCompleted | EventType::RunFailed | EventType::RunCancelled => {
+            feedback(ledger, rec).await?
+        }
         _ => None,
     };
     let Some(envelope) = envelope else {
@@ -264,22 +266,25 @@ async fn feedback(ledger: &dyn Ledger, rec: &Record) -> Result<Option<Value>, Le
     let total = orders.len();
     let good = orders.iter().filter(|o| delivered(o)).count();
     let complete = rec.event_type == EventType::RunCompleted;
+    let cancelled = rec.event_type == EventType::RunCancelled;
     let share = if total == 0 {
         if complete { 1.0 } else { 0.0 }
     } else {
         good as f64 / total as f64
     };
     let score = round4(if complete { share } else { share * 0.5 });
-    let status = match (complete, good) {
-        (true, _) => "success",
-        (false, 0) => "failure",
-        (false, _) => "partial",
+    let status = match (complete, cancelled, good) {
+        (true, _, _) => "success",
+        (false, true, _) => "cancelled",
+        (false, false, 0) => "failure",
+        (false, false, _) => "partial",
     };
     let reason = non_empty(rec.payload.get("reason").and_then(Value::as_str));
+    let ended = if cancelled { "cancelled" } else { "failed" };
     let comment = match &reason {
-        Some(r) => format!("run failed: {r}"),
+        Some(r) => format!("run {ended}: {r}"),
         None if complete => format!("run complete: {good}/{total} orders delivered"),
-        None => format!("run failed: {good}/{total} orders delivered"),
+        None => format!("run {ended}: {good}/{total} orders delivered"),
     };
     let retried = orders.iter().filter(|o| o.attempt > 1).count();
 
@@ -294,7 +299,7 @@ async fn feedback(ledger: &dyn Ledger, rec: &Record) -> Result<Option<Value>, Le
     ev.insert(
         "metadata".into(),
         json!({
-            "outcome": if complete { "COMPLETE" } else { "FAILED" },
+            "outcome": if complete { "COMPLETE" } else if cancelled { "CANCELLED" } else { "FAILED" },
             "reason": reason,
             "orders": order_counts(&orders),
             "orders_total": total,

@@ -7,7 +7,7 @@
 //!   under `<data-dir>/learning/` and appends `POLICY_UPDATED`.
 //! - [`appleseed_feed::run`] follows the ledger and ingests a `session_started`
 //!   envelope for every `RUN_CREATED` and a `session_feedback` envelope for
-//!   every `RUN_COMPLETED`/`RUN_FAILED` into `<data-dir>/appleseed`, through the
+//!   every `RUN_COMPLETED`/`RUN_FAILED`/`RUN_CANCELLED` into `<data-dir>/appleseed`, through the
 //!   same ingest (validation, duplicate skipping, projection) external
 //!   runtimes use.
 
