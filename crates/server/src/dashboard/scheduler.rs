@@ -40,6 +40,16 @@ pub struct SchedulerPage {
 }
 
 /// `GET /dashboard/scheduler`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/scheduler",
+    tag = "dashboard",
+    summary = "Scheduler",
+    responses(
+        (status = 200, description = "Scheduled jobs.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn page(State(state): State<AppState>) -> Response {
     render(
         StatusCode::OK,
