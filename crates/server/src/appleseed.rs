@@ -56,11 +56,12 @@ async fn with_app(
 #[utoipa::path(
     post,
     path = "/api/appleseed/events",
+    operation_id = "appleseed_events",
     tags = ["appleseed", "garrison"],
     summary = "Ingest Appleseed runtime event envelopes",
     request_body(content = Object, content_type = "application/json", description = "One envelope, a list of envelopes, or a batch (appleseed-event-contract.md)."),
     responses(
-        (status = 200, description = "Stored: `{stored, skipped, …}`.", body = Success<Object>),
+        (status = 200, description = "Stored: `{stored, skipped, …}`.", body = Success<serde_json::Value>),
         (status = 400, description = "Not JSON or breaking the contract; nothing stored (`BAD_REQUEST`).", body = Failure),
         (status = 413, description = "Body over the limit.", body = Failure),
         (status = 500, description = "No data dir, or the state dir failed.", body = Failure),
@@ -79,11 +80,12 @@ async fn events(State(state): State<AppState>, body: Bytes) -> Result<Response, 
 #[utoipa::path(
     post,
     path = "/api/appleseed/openclaw-import",
+    operation_id = "appleseed_openclaw_import",
     tags = ["appleseed", "garrison"],
     summary = "Import an OpenClaw session or handoff",
     request_body(content = Object, content_type = "application/json", description = "An OpenClaw session export or handoff bundle."),
     responses(
-        (status = 200, description = "Stored: the ingest summary plus `input_kind`, `session_id`, `reports` and `handoff`.", body = Success<Object>),
+        (status = 200, description = "Stored: the ingest summary plus `input_kind`, `session_id`, `reports` and `handoff`.", body = Success<serde_json::Value>),
         (status = 400, description = "Not JSON or not importable; nothing stored (`BAD_REQUEST`).", body = Failure),
         (status = 413, description = "Body over the limit.", body = Failure),
         (status = 500, description = "No data dir, or the state dir failed.", body = Failure),

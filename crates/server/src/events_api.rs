@@ -72,6 +72,7 @@ struct Page {
 #[utoipa::path(
     get,
     path = "/api/events",
+    operation_id = "list_events",
     tag = "garrison",
     summary = "Read the event log, oldest first",
     params(Filter),
@@ -111,6 +112,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/api/events/stream",
+    operation_id = "stream_events",
     tag = "garrison",
     summary = "Follow the event log (server-sent events)",
     params(

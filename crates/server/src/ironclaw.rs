@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use garrison_ledger::LedgerError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A success envelope: `{"ok":true,"data":…,"error":null}` with `status`.
 pub fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {

@@ -33,7 +33,7 @@ fn api_error(e: LearningError) -> ApiError {
     tag = "learning",
     summary = "Recompute the routing policy",
     responses(
-        (status = 200, description = "The new policy document (also written to `learning/policy-v<N>.json`; POLICY_UPDATED appended).", body = Success<Object>),
+        (status = 200, description = "The new policy document (also written to `learning/policy-v<N>.json`; POLICY_UPDATED appended).", body = Success<serde_json::Value>),
         (status = 500, description = "No data dir, or the policy could not be written.", body = Failure),
         (status = 503, description = "The ledger is unavailable.", body = Failure),
     ),

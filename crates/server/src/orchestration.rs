@@ -384,7 +384,7 @@ async fn synthesize(
     summary = "Vault: open (create or adopt) a theater",
     request_body = TheaterRequest,
     responses(
-        (status = 200, description = "The theater: id, repository path, mainline.", body = Success<Object>),
+        (status = 200, description = "The theater: id, repository path, mainline.", body = Success<serde_json::Value>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 422, description = "A bad theater id or repository.", body = Failure),
         (status = 503, description = "Orchestration is not running on this node.", body = Failure),
@@ -408,7 +408,7 @@ async fn theater(
     summary = "Observer: patrol a theater",
     params(("id" = String, Path, description = "Theater id.")),
     responses(
-        (status = 200, description = "The observer's findings.", body = Success<Object>),
+        (status = 200, description = "The observer's findings.", body = Success<serde_json::Value>),
         (status = 404, description = "No such theater.", body = Failure),
         (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
     ),
@@ -619,7 +619,7 @@ async fn worktree_op<T: Send + 'static>(
         TheaterParam,
     ),
     responses(
-        (status = 200, description = "The archive tag and commit (WORKTREE_ARCHIVED appended).", body = Success<Object>),
+        (status = 200, description = "The archive tag and commit (WORKTREE_ARCHIVED appended).", body = Success<serde_json::Value>),
         (status = 404, description = "No worktree for the order.", body = Failure),
         (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
     ),
@@ -743,7 +743,7 @@ async fn job(
     summary = "Integration: gate and promote an order",
     request_body = IntegrateRequest,
     responses(
-        (status = 200, description = "The integration outcome (passed and merged, or failed with the gate's reason).", body = Success<Object>),
+        (status = 200, description = "The integration outcome (passed and merged, or failed with the gate's reason).", body = Success<serde_json::Value>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 404, description = "No such order.", body = Failure),
         (status = 409, description = "The order is not ready to integrate.", body = Failure),
@@ -771,7 +771,7 @@ async fn integrate(
     tag = "ironclaw",
     summary = "Duty officer: one patrol",
     responses(
-        (status = 200, description = "Expired leases, reissues, failures and escalations.", body = Success<Object>),
+        (status = 200, description = "Expired leases, reissues, failures and escalations.", body = Success<serde_json::Value>),
         (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
     ),
     security(("bearer" = [])),
@@ -786,7 +786,7 @@ async fn duty_patrol(State(state): State<AppState>) -> Result<Response, ApiError
     tag = "ironclaw",
     summary = "Sentinel: one audit",
     responses(
-        (status = 200, description = "The sentinel's findings.", body = Success<Object>),
+        (status = 200, description = "The sentinel's findings.", body = Success<serde_json::Value>),
         (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
     ),
     security(("bearer" = [])),
@@ -811,7 +811,7 @@ struct ClaimBody {
     summary = "Remote worker: claim an order (long-poll)",
     request_body = ClaimBody,
     responses(
-        (status = 200, description = "The job (queue message, lease token, unit profile, order, assignment, prompt), or `data: null` when nothing became eligible in time.", body = Success<Object>),
+        (status = 200, description = "The job (queue message, lease token, unit profile, order, assignment, prompt), or `data: null` when nothing became eligible in time.", body = Success<serde_json::Value>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 422, description = "An empty `unit_id`.", body = Failure),
         (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
@@ -896,7 +896,7 @@ async fn worker_heartbeat(
     summary = "Remote worker: report an attempt's outcome",
     request_body(content = Object, content_type = "application/json", description = "`{order_id, lease_token, outcome, summary, artifacts?, aar?, result?, commit_sha?}`."),
     responses(
-        (status = 200, description = "What the report did: `{order_id, status, reissued}`.", body = Success<Object>),
+        (status = 200, description = "What the report did: `{order_id, status, reissued}`.", body = Success<serde_json::Value>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 409, description = "The lease no longer holds the order.", body = Failure),
         (status = 422, description = "A body of the wrong shape.", body = Failure),

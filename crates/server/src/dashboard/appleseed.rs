@@ -66,6 +66,7 @@ pub struct AppleseedPage {
 #[utoipa::path(
     get,
     path = "/dashboard/appleseed",
+    operation_id = "dashboard_appleseed",
     tag = "dashboard",
     summary = "Appleseed",
     responses(

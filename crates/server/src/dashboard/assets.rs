@@ -12,6 +12,7 @@ const STYLE: &str = include_str!("../../assets/dashboard.css");
 #[utoipa::path(
     get,
     path = "/dashboard/assets/{name}",
+    operation_id = "dashboard_asset",
     tag = "dashboard",
     summary = "The dashboard's script and stylesheet (public)",
     params(("name" = String, Path, description = "`dashboard.js` or `dashboard.css`.")),

@@ -90,6 +90,7 @@ pub struct PatrolsPage {
 #[utoipa::path(
     get,
     path = "/dashboard/patrols",
+    operation_id = "dashboard_patrols",
     tag = "dashboard",
     summary = "Patrols and escalations",
     responses(
@@ -194,6 +195,7 @@ pub struct MilestonesPage {
 #[utoipa::path(
     get,
     path = "/dashboard/milestones",
+    operation_id = "dashboard_milestones",
     tag = "dashboard",
     summary = "Milestones",
     responses(

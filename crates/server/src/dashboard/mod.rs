@@ -49,6 +49,7 @@ pub fn routes() -> Routes {
 #[utoipa::path(
     get,
     path = "/dashboard/{rest}",
+    operation_id = "dashboard_unknown_page",
     tag = "dashboard",
     summary = "Any other dashboard path",
     params(("rest" = String, Path, description = "The rest of the path (may contain `/`).")),

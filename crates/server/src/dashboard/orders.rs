@@ -61,6 +61,7 @@ pub struct OrderPage {
 #[utoipa::path(
     get,
     path = "/dashboard/orders/{id}",
+    operation_id = "dashboard_order",
     tag = "dashboard",
     summary = "An order",
     params(("id" = String, Path, description = "Order id.")),

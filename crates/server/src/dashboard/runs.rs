@@ -45,6 +45,7 @@ pub struct RunsPage {
 #[utoipa::path(
     get,
     path = "/",
+    operation_id = "dashboard_runs",
     tag = "dashboard",
     summary = "Runs (or the sign-in form)",
     responses(
@@ -181,6 +182,7 @@ pub(super) async fn plan_ids(
 #[utoipa::path(
     get,
     path = "/dashboard",
+    operation_id = "dashboard_home",
     tag = "dashboard",
     summary = "Runs",
     responses(
@@ -197,6 +199,7 @@ pub async fn dashboard_home(state: State<AppState>) -> Response {
 #[utoipa::path(
     get,
     path = "/dashboard/runs/{id}",
+    operation_id = "dashboard_run",
     tag = "dashboard",
     summary = "A run",
     params(("id" = String, Path, description = "Run id.")),
@@ -317,6 +320,7 @@ pub struct StreamParams {
 #[utoipa::path(
     get,
     path = "/dashboard/runs/{id}/events",
+    operation_id = "dashboard_run_events",
     tag = "dashboard",
     summary = "A run's live changes (server-sent events)",
     params(

@@ -43,6 +43,7 @@ pub struct SchedulerPage {
 #[utoipa::path(
     get,
     path = "/dashboard/scheduler",
+    operation_id = "dashboard_scheduler",
     tag = "dashboard",
     summary = "Scheduler",
     responses(

@@ -87,6 +87,7 @@ fn see_other(location: &'static str) -> Response {
 #[utoipa::path(
     post,
     path = "/dashboard/login",
+    operation_id = "dashboard_login",
     tag = "dashboard",
     summary = "Sign in (public)",
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token=<the API token>`."),
@@ -118,6 +119,7 @@ pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
 #[utoipa::path(
     post,
     path = "/dashboard/logout",
+    operation_id = "dashboard_logout",
     tag = "dashboard",
     summary = "Sign out",
     responses(
