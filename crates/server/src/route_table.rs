@@ -154,7 +154,9 @@ mod tests {
         let a = Routes::new()
             .get("/a/{id}", nothing)
             .post("/a/{id}", nothing);
-        let b = Routes::new().delete("/b", nothing).get("/c/{*rest}", nothing);
+        let b = Routes::new()
+            .delete("/b", nothing)
+            .get("/c/{*rest}", nothing);
         let all = a.merge(b).map_router(|r| r.fallback(nothing));
         let got: Vec<String> = all.table().iter().map(Route::to_string).collect();
         assert_eq!(

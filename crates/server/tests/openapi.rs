@@ -75,7 +75,9 @@ fn concrete(template: &str) -> String {
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
-        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e + 1);
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
         out.push('x');
         rest = &rest[end..];
     }
@@ -96,7 +98,10 @@ fn operations(doc: &Value) -> Vec<(String, String, bool)> {
             let secured = op
                 .get("security")
                 .and_then(Value::as_array)
-                .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+                .is_some_and(|reqs| {
+                    reqs.iter()
+                        .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+                });
             out.push((method.to_uppercase(), path.clone(), secured));
         }
     }
@@ -172,7 +177,10 @@ fn document_metadata() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let id = op["operationId"].as_str().unwrap_or_default();
-            assert!(ids.insert(id.to_string()), "duplicate operationId {id} ({method} {path})");
+            assert!(
+                ids.insert(id.to_string()),
+                "duplicate operationId {id} ({method} {path})"
+            );
         }
     }
     // Every secured JSON operation documents the 401 in its surface's shape.
@@ -181,7 +189,11 @@ fn document_metadata() {
         run["401"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Failure"
     );
-    assert!(doc["paths"]["/health"]["get"]["responses"].get("401").is_none());
+    assert!(
+        doc["paths"]["/health"]["get"]["responses"]
+            .get("401")
+            .is_none()
+    );
 }
 
 #[test]
@@ -238,7 +250,9 @@ async fn secured_routes_answer_401_without_a_token_and_public_ones_do_not() {
     for route in route_table() {
         let path = concrete(route.path);
         let m = Method::from_bytes(route.method.as_bytes()).unwrap();
-        let r = request(s.addr, route.method, &path, &[], Some(b"")).await.unwrap();
+        let r = request(s.addr, route.method, &path, &[], Some(b""))
+            .await
+            .unwrap();
         if auth::is_public(&m, &path) {
             assert!(
                 !turned_away(&route, &r),
@@ -274,9 +288,15 @@ async fn the_document_is_served_behind_the_token() {
         .unwrap()
         .assert_error(401, "UNAUTHORIZED");
     let wrong = format!("Bearer {TOKEN}x");
-    request(s.addr, "GET", "/openapi.json", &[("Authorization", &wrong)], None)
-        .await
-        .unwrap()
-        .assert_error(401, "UNAUTHORIZED");
+    request(
+        s.addr,
+        "GET",
+        "/openapi.json",
+        &[("Authorization", &wrong)],
+        None,
+    )
+    .await
+    .unwrap()
+    .assert_error(401, "UNAUTHORIZED");
     s.stop().await;
 }
