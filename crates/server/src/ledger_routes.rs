@@ -28,7 +28,7 @@ pub fn routes() -> Routes {
         .get("/healthz", healthz)
 }
 
-/// The body of `POST /events/batch`, as [`parse_batch`] reads it.
+/// The body of `POST /events/batch`, as `parse_batch` reads it: `{"events":[…]}` or a bare array.
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // Documentation only: the handler decodes each event itself.
