@@ -7,6 +7,7 @@ use crate::check::parse_timestamp;
 
 /// The ingest request body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MilestoneEnvelope {
     /// Idempotency key: a repeated key is a `duplicate`, never a second milestone.
@@ -19,6 +20,7 @@ pub struct MilestoneEnvelope {
 
 /// A milestone; also the feed item shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MilestoneEvent {
     pub milestone_id: String,
@@ -34,6 +36,7 @@ pub struct MilestoneEvent {
 
 /// One `evidence[]` item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Evidence {
     #[serde(rename = "type")]
     pub kind: EvidenceType,
@@ -45,6 +48,7 @@ pub struct Evidence {
 
 /// `evidence[].type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EvidenceType {
     Doc,
@@ -58,6 +62,7 @@ pub enum EvidenceType {
 
 /// `riskStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RiskStatus {
     OnTrack,
@@ -68,6 +73,7 @@ pub enum RiskStatus {
 
 /// `source` (default `orchestrator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MilestoneSource {
     #[default]

@@ -57,6 +57,7 @@ pub(crate) struct Resolved {
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// Global sequence number, gap-free in commit order on each backend.
     pub seq: i64,
@@ -77,6 +78,7 @@ pub struct Record {
 
 /// The outcome of one append.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Appended {
     pub record: Record,
     /// True when the `event_id` already existed: `record` is the original.

@@ -15,6 +15,7 @@ use crate::event::Record;
 
 /// The derived state of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSnapshot {
     pub run_id: String,
     pub garrison_id: String,
@@ -33,6 +34,7 @@ pub struct RunSnapshot {
 
 /// The derived state of an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderSnapshot {
     pub order_id: String,
     pub run_id: Option<String>,

@@ -6,22 +6,21 @@
 //! a rejected payload (not JSON, or breaking the contract) is 400
 //! `{ok:false,data:null,error:{code:"BAD_REQUEST",message}}` and stores nothing.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
 use garrison_services::appleseed::{Appleseed, Error};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ok};
+use crate::ironclaw::{ApiError, Failure, Success, ok};
+use crate::route_table::Routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/appleseed/events", post(events))
-        .route("/api/appleseed/openclaw-import", post(import))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/api/appleseed/events", events)
+        .post("/api/appleseed/openclaw-import", import)
 }
 
 fn api_error(e: Error) -> ApiError {
@@ -53,6 +52,22 @@ async fn with_app(
         .map_err(api_error)
 }
 
+/// Validates the whole payload before storing any of it.
+#[utoipa::path(
+    post,
+    path = "/api/appleseed/events",
+    operation_id = "appleseed_events",
+    tags = ["appleseed", "garrison"],
+    summary = "Ingest Appleseed runtime event envelopes",
+    request_body(content = Object, content_type = "application/json", description = "One envelope, a list of envelopes, or a batch (appleseed-event-contract.md)."),
+    responses(
+        (status = 200, description = "Stored: `{stored, skipped, …}`.", body = Success<serde_json::Value>),
+        (status = 400, description = "Not JSON or breaking the contract; nothing stored (`BAD_REQUEST`).", body = Failure),
+        (status = 413, description = "Body over the limit.", body = Failure),
+        (status = 500, description = "No data dir, or the state dir failed.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn events(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let data = with_app(&state, &body, |app, payload| {
         app.ingest(payload).map(|o| o.summary())
@@ -61,6 +76,22 @@ async fn events(State(state): State<AppState>, body: Bytes) -> Result<Response, 
     Ok(ok(StatusCode::OK, data))
 }
 
+/// Same checks as `garrison appleseed openclaw-import`.
+#[utoipa::path(
+    post,
+    path = "/api/appleseed/openclaw-import",
+    operation_id = "appleseed_openclaw_import",
+    tags = ["appleseed", "garrison"],
+    summary = "Import an OpenClaw session or handoff",
+    request_body(content = Object, content_type = "application/json", description = "An OpenClaw session export or handoff bundle."),
+    responses(
+        (status = 200, description = "Stored: the ingest summary plus `input_kind`, `session_id`, `reports` and `handoff`.", body = Success<serde_json::Value>),
+        (status = 400, description = "Not JSON or not importable; nothing stored (`BAD_REQUEST`).", body = Failure),
+        (status = 413, description = "Body over the limit.", body = Failure),
+        (status = 500, description = "No data dir, or the state dir failed.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn import(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let data = with_app(&state, &body, |app, input| {
         let o = app.openclaw_import(input)?;

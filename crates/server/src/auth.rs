@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::TryRngCore;
@@ -211,19 +211,25 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
 }
 
+/// Whether a request needs no credentials: the routes in [`PUBLIC`] and the
+/// dashboard's sign-in and static assets. `HEAD` is answered by the `GET`
+/// handler, so it is as public as `GET`. The OpenAPI document marks exactly
+/// these operations as having no security requirement (the tests check it).
+pub fn is_public(method: &Method, path: &str) -> bool {
+    let m = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    PUBLIC.iter().any(|(pm, pp)| m == *pm && path == *pp)
+        || crate::dashboard::session::is_public(method, path)
+}
+
 /// Rejects every non-public request without `Authorization: Bearer <token>`.
 /// Dashboard pages also accept the session cookie, and send a browser
 /// without either to the login page (see [`crate::dashboard::session`]).
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // HEAD is answered by the GET handler, so it is as public as GET.
-    let method = match req.method().as_str() {
-        "HEAD" => "GET",
-        m => m,
-    };
-    let public = PUBLIC
-        .iter()
-        .any(|(m, p)| method == *m && req.uri().path() == *p);
-    if public {
+    if is_public(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     if crate::dashboard::is_dashboard_path(req.uri().path()) {

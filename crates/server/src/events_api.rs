@@ -3,38 +3,42 @@
 
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures_util::{Stream, StreamExt};
 use garrison_contracts::ironclaw::EventType;
 use garrison_ledger::{Query, Record, tail};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ApiQuery, ok};
+use crate::ironclaw::{ApiError, ApiQuery, Failure, Success, ok};
+use crate::route_table::Routes;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", get(list))
-        .route("/api/events/stream", get(stream))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/events", list)
+        .get("/api/events/stream", stream)
 }
 
 /// Query string shared by both routes (`limit` only applies to the list).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Filter {
+    /// Only events with `seq` above this (default 0).
     after: Option<i64>,
     run_id: Option<String>,
     order_id: Option<String>,
+    /// An event type name (`ORDER_CREATED`, …).
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// Page size for the list (default 100, at most 1000); refused by the stream.
     limit: Option<i64>,
 }
 
@@ -57,7 +61,7 @@ impl Filter {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Page {
     events: Vec<Record>,
     /// Pass as `after` to get the next page (equals the request's when empty).
@@ -65,6 +69,20 @@ struct Page {
 }
 
 /// `GET /api/events?after=&run_id=&order_id=&type=&limit=`: oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "list_events",
+    tag = "garrison",
+    summary = "Read the event log, oldest first",
+    params(Filter),
+    responses(
+        (status = 200, description = "A page of records.", body = Success<Page>),
+        (status = 400, description = "A bad parameter (`BAD_REQUEST`).", body = Failure),
+        (status = 503, description = "The ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     ApiQuery(f): ApiQuery<Filter>,
@@ -91,6 +109,22 @@ async fn list(
 /// `GET /api/events/stream?after=SEQ`: every event after `after` (or after
 /// the `Last-Event-ID` a reconnecting client sends), then live ones, as SSE
 /// with `id: <seq>` and the record as `data:`. Ends when the server shuts down.
+#[utoipa::path(
+    get,
+    path = "/api/events/stream",
+    operation_id = "stream_events",
+    tag = "garrison",
+    summary = "Follow the event log (server-sent events)",
+    params(
+        Filter,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this `seq` when `after` is not given."),
+    ),
+    responses(
+        (status = 200, description = "One SSE event per record (`id: <seq>`, the record as JSON `data:`); a ledger failure is a final `error` event.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A bad parameter, or `limit` (`BAD_REQUEST`).", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

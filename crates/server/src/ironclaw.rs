@@ -11,18 +11,71 @@ use axum::response::{IntoResponse, Response};
 use garrison_ledger::LedgerError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A success envelope: `{"ok":true,"data":…,"error":null}` with `status`.
 pub fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
     match serde_json::to_value(data) {
         Ok(data) => (
             status,
-            axum::Json(json!({"ok": true, "data": data, "error": null})),
+            axum::Json(Success {
+                ok: true,
+                data,
+                error: Null,
+            }),
         )
             .into_response(),
         Err(e) => ApiError::internal(format!("cannot serialise response: {e}")).into_response(),
     }
+}
+
+/// JSON `null`: the `error` of a success and the `data` of a failure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Null;
+
+impl Serialize for Null {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl utoipa::PartialSchema for Null {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Null)
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Null {}
+
+/// A successful IronClaw reply: `{"ok":true,"data":…,"error":null}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Success<T> {
+    /// Always `true`.
+    pub ok: bool,
+    pub data: T,
+    pub error: Null,
+}
+
+/// A failed IronClaw reply: `{"ok":false,"data":null,"error":{code,message}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"ok": false, "data": null, "error": {"code": "NOT_FOUND", "message": "no run `x`"}}))]
+pub struct Failure {
+    /// Always `false`.
+    pub ok: bool,
+    pub data: Null,
+    pub error: ErrorBody,
+}
+
+/// `error` of a failed IronClaw reply.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// An operator-workflow code (`BAD_REQUEST`, `UNAUTHORIZED`, `NOT_FOUND`,
+    /// `SCHEMA_INVALID`, `CONCURRENCY_CONFLICT`, `INVALID_TRANSITION`,
+    /// `LEDGER_UNAVAILABLE`, `SERVICE_UNAVAILABLE`, `INTERNAL`, …).
+    pub code: String,
+    pub message: String,
 }
 
 /// An error as the IronClaw surface reports it.
@@ -71,19 +124,27 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", message)
     }
 
+    /// The envelope this error is sent as.
+    pub fn envelope(&self) -> Failure {
+        Failure {
+            ok: false,
+            data: Null,
+            error: ErrorBody {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+            },
+        }
+    }
+
     /// The envelope body, for callers that need it without a response.
     pub fn body(&self) -> Value {
-        json!({
-            "ok": false,
-            "data": null,
-            "error": {"code": self.code, "message": self.message},
-        })
+        serde_json::to_value(self.envelope()).unwrap_or(Value::Null)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        let mut resp = (self.status, axum::Json(self.envelope())).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -4,18 +4,17 @@
 //!
 //! 200 `{ok:true,data:<policy document>}`; no data dir → 500.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
 use garrison_services::learning::{LearningError, tick as policy_tick};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ok};
+use crate::ironclaw::{ApiError, Failure, Success, ok};
+use crate::route_table::Routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/learn/tick", post(tick))
+pub fn routes() -> Routes {
+    Routes::new().post("/learn/tick", tick)
 }
 
 fn api_error(e: LearningError) -> ApiError {
@@ -28,6 +27,18 @@ fn api_error(e: LearningError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/learn/tick",
+    tag = "learning",
+    summary = "Recompute the routing policy",
+    responses(
+        (status = 200, description = "The new policy document (also written to `learning/policy-v<N>.json`; POLICY_UPDATED appended).", body = Success<serde_json::Value>),
+        (status = 500, description = "No data dir, or the policy could not be written.", body = Failure),
+        (status = 503, description = "The ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn tick(State(state): State<AppState>) -> Result<Response, ApiError> {
     let dir = state
         .data_dir

@@ -5,36 +5,45 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use garrison_contracts::ironclaw::{OrderStatus, RunStatus};
-use garrison_ledger::{NewEvent, OrderSnapshot, Record, RunSnapshot, projection};
-use serde::Serialize;
-use serde_json::{Value, json};
+use garrison_ledger::{Appended, NewEvent, OrderSnapshot, Record, RunSnapshot, projection};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ApiJson, ok};
+use crate::ironclaw::{ApiError, ApiJson, Failure, Success, ok};
+use crate::route_table::Routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/events", post(append))
-        .route("/events/batch", post(append_batch))
-        .route("/runs/{id}", get(run))
-        .route("/orders/{id}", get(order))
-        .route("/health", get(health))
-        .route("/healthz", get(healthz))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/events", append)
+        .post("/events/batch", append_batch)
+        .get("/runs/{id}", run)
+        .get("/orders/{id}", order)
+        .get("/health", health)
+        .get("/healthz", healthz)
 }
 
-#[derive(Serialize)]
+/// The body of `POST /events/batch`, as `parse_batch` reads it: `{"events":[…]}` or a bare array.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Documentation only: the handler decodes each event itself.
+enum EventBatch {
+    Wrapped { events: Vec<NewEvent> },
+    Bare(Vec<NewEvent>),
+}
+
+#[derive(Serialize, ToSchema)]
 struct BatchAppended {
     records: Vec<Record>,
     duplicates: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RunView {
     run_id: String,
     status: RunStatus,
@@ -45,7 +54,7 @@ struct RunView {
     orders: Vec<OrderSnapshot>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct OrderView {
     order_id: String,
     status: OrderStatus,
@@ -54,7 +63,7 @@ struct OrderView {
     order: OrderSnapshot,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Health {
     status: &'static str,
     backend: &'static str,
@@ -62,6 +71,24 @@ struct Health {
 }
 
 /// 201 for a new event; a replayed `event_id` answers 200 with the original.
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "ironclaw",
+    summary = "Append one event",
+    request_body = NewEvent,
+    responses(
+        (status = 201, description = "Stored.", body = Success<Appended>),
+        (status = 200, description = "The `event_id` existed: the original record, `duplicate: true`.", body = Success<Appended>),
+        (status = 400, description = "Malformed JSON (`BAD_REQUEST`).", body = Failure),
+        (status = 409, description = "Stale `expected_version` (`CONCURRENCY_CONFLICT`) or an illegal state change (`INVALID_TRANSITION`); nothing is appended.", body = Failure),
+        (status = 413, description = "Body over the limit.", body = Failure),
+        (status = 415, description = "Not `application/json`.", body = Failure),
+        (status = 422, description = "Well-formed JSON of the wrong shape (`SCHEMA_INVALID`).", body = Failure),
+        (status = 503, description = "The ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn append(
     State(state): State<AppState>,
     ApiJson(event): ApiJson<NewEvent>,
@@ -76,6 +103,24 @@ async fn append(
 }
 
 /// Body: `{"events":[…]}` or a bare array. Atomic: all stored or none.
+#[utoipa::path(
+    post,
+    path = "/events/batch",
+    tag = "ironclaw",
+    summary = "Append events atomically",
+    request_body = EventBatch,
+    responses(
+        (status = 201, description = "Stored (some may be replays, counted in `duplicates`).", body = Success<BatchAppended>),
+        (status = 200, description = "Every event was a replay: nothing new stored.", body = Success<BatchAppended>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 409, description = "`CONCURRENCY_CONFLICT` or `INVALID_TRANSITION`: nothing stored.", body = Failure),
+        (status = 413, description = "Body over the limit.", body = Failure),
+        (status = 415, description = "Not `application/json`.", body = Failure),
+        (status = 422, description = "An empty batch or an invalid event (the message names its index).", body = Failure),
+        (status = 503, description = "The ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn append_batch(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
@@ -133,6 +178,19 @@ fn parse_batch(body: Value) -> Result<Vec<NewEvent>, ApiError> {
 
 /// The ledger's run snapshot and its orders, plus the gateway's `status` and
 /// `summary` at the top level (the two contracts share this path).
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    tag = "ironclaw",
+    summary = "A run (gateway and ledger)",
+    params(("id" = String, Path, description = "Run id.")),
+    responses(
+        (status = 200, description = "The run.", body = Success<RunView>),
+        (status = 404, description = "No such run.", body = Failure),
+        (status = 503, description = "The ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let Some(run) = state.ledger.run_snapshot(&id).await? else {
         return Err(ApiError::not_found(format!("no run `{id}`")));
@@ -152,6 +210,19 @@ async fn run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Re
 }
 
 /// The order snapshot plus pointers to its AAR and artifacts.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "ironclaw",
+    summary = "An order",
+    params(("id" = String, Path, description = "Order id.")),
+    responses(
+        (status = 200, description = "The order.", body = Success<OrderView>),
+        (status = 404, description = "No such order.", body = Failure),
+        (status = 503, description = "The ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn order(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -173,6 +244,16 @@ async fn order(
 
 /// Readiness: 200 once the ledger answers, 503 once shutdown has begun (so a
 /// load balancer stops sending work while in-flight requests drain).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ironclaw",
+    summary = "Readiness (public)",
+    responses(
+        (status = 200, description = "The ledger answers.", body = Success<Health>),
+        (status = 503, description = "The ledger does not answer, or shutdown has begun.", body = Failure),
+    ),
+)]
 async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
     if state.shutting_down() {
         return Err(ApiError::unavailable("shutting down"));
@@ -188,7 +269,20 @@ async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
     ))
 }
 
+/// `GET /healthz`: always `{"ok":true}`.
+#[derive(Serialize, ToSchema)]
+struct Liveness {
+    ok: bool,
+}
+
 /// Openclawssy's liveness probe: exactly `{"ok":true}`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "openclawssy",
+    summary = "Liveness (public)",
+    responses((status = 200, description = "The process serves.", body = Liveness)),
+)]
 async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"ok": true}))
+    axum::Json(Liveness { ok: true })
 }

@@ -14,13 +14,17 @@ pub mod learning;
 pub mod ledger_routes;
 pub mod metrics;
 pub mod milestones;
+pub mod openapi;
 pub mod orchestration;
+pub mod route_table;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -33,6 +37,7 @@ pub use auth::{ApiToken, TokenError, TokenSource};
 pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
 pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
 pub use milestones::MilestoneSettings;
+pub use route_table::{Route, Routes};
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -108,10 +113,10 @@ impl AppState {
     }
 }
 
-/// The full router: every surface, auth, body limit, envelopes for errors
-/// that axum or tower produce themselves, and request tracing.
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    let limited = Router::new()
+/// Every route of every surface, recorded in the route table: the routers
+/// without state, auth or the outer layers.
+pub fn routes(body_limit: usize) -> Routes {
+    let limited = Routes::new()
         .merge(ledger_routes::routes())
         .merge(events_api::routes())
         .merge(milestones::read_routes())
@@ -119,14 +124,29 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(learning::routes())
         .merge(orchestration::routes())
         .merge(metrics::routes())
+        .merge(openapi::routes())
         .merge(dashboard::routes())
-        .fallback(ironclaw::not_found)
-        .layer(RequestBodyLimitLayer::new(body_limit));
+        .map_router(|r| {
+            r.fallback(ironclaw::not_found)
+                .layer(RequestBodyLimitLayer::new(body_limit))
+        });
     // The milestone ingest enforces its own (smaller) limit so an oversized
     // body is answered in the milestone shape and recorded in the dead letter.
-    Router::new()
+    Routes::new()
         .merge(limited)
         .merge(milestones::ingest_routes())
+}
+
+/// Every (method, path) the server answers (`GET` implies `HEAD`).
+pub fn route_table() -> BTreeSet<Route> {
+    routes(DEFAULT_BODY_LIMIT).table().clone()
+}
+
+/// The full router: every surface, auth, body limit, envelopes for errors
+/// that axum or tower produce themselves, and request tracing.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    routes(body_limit)
+        .into_router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -3,20 +3,29 @@
 
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use garrison_services::metrics::METRICS;
 
 use crate::AppState;
+use crate::route_table::Routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+pub fn routes() -> Routes {
+    Routes::new().get("/metrics", scrape)
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "garrison",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4: ledger appends, ingests, claims, leases, patrols, HTTP timings by route template, queue and head gauges.", content_type = "text/plain", body = String),
+    ),
+    security(("bearer" = [])),
+)]
 async fn scrape(State(state): State<AppState>) -> Response {
     let mut gauges = Vec::new();
     if let Some(orch) = &state.orchestrator {

@@ -9,20 +9,20 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use garrison_contracts::ironclaw::EventType;
-use garrison_contracts::milestone::{MilestoneEnvelope, idempotency_key};
+use garrison_contracts::milestone::{MilestoneEnvelope, MilestoneEvent, idempotency_key};
 use garrison_contracts::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use garrison_ledger::{NewEvent, Query, format_ts};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::route_table::Routes;
 
 /// The dead-letter mailbox of this surface.
 const MAILBOX: &str = "milestones";
@@ -71,16 +71,82 @@ impl std::fmt::Debug for MilestoneSettings {
 
 /// The ingest route. It carries no bearer token: the HMAC signature is its
 /// authentication, and it applies its own body limit.
-pub fn ingest_routes() -> Router<AppState> {
-    Router::new().route("/internal/milestones/ingest", post(ingest))
+pub fn ingest_routes() -> Routes {
+    Routes::new().post("/internal/milestones/ingest", ingest)
 }
 
 /// The read routes (behind the bearer token).
-pub fn read_routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/milestones/latest", get(latest))
-        .route("/api/milestones/dead-letter", get(dead_letter))
-        .route("/api/milestones/deliveries", get(deliveries))
+pub fn read_routes() -> Routes {
+    Routes::new()
+        .get("/api/milestones/latest", latest)
+        .get("/api/milestones/dead-letter", dead_letter)
+        .get("/api/milestones/deliveries", deliveries)
+}
+
+/// The ingest's answer to an accepted or repeated milestone.
+#[derive(Serialize, ToSchema)]
+struct Ack {
+    /// Always `true`.
+    ok: bool,
+    status: AckStatus,
+    #[serde(rename = "milestoneId")]
+    milestone_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum AckStatus {
+    /// Stored now.
+    Accepted,
+    /// The idempotency key was seen before: nothing new stored.
+    Duplicate,
+}
+
+/// A refused ingest (also recorded in the dead letter).
+#[derive(Serialize, ToSchema)]
+struct Refused {
+    /// Always `false`.
+    ok: bool,
+    /// Always `rejected`.
+    #[schema(example = "rejected")]
+    status: &'static str,
+    reason: String,
+}
+
+/// A failed feed read.
+#[derive(Serialize, ToSchema)]
+struct FeedError {
+    /// Always `false`.
+    ok: bool,
+    reason: String,
+}
+
+/// `GET /api/milestones/latest`.
+#[derive(Serialize, ToSchema)]
+struct Feed {
+    ok: bool,
+    /// Newest first.
+    #[schema(value_type = Vec<MilestoneEvent>)]
+    items: Vec<Value>,
+}
+
+/// `GET /api/milestones/dead-letter`.
+#[derive(Serialize, ToSchema)]
+struct DeadLetter {
+    ok: bool,
+    count: usize,
+    /// Newest first: `{timestampUtc, reason, idempotencyKey?}`.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+}
+
+/// `GET /api/milestones/deliveries`.
+#[derive(Serialize, ToSchema)]
+struct Deliveries {
+    ok: bool,
+    /// One per delivery, its latest state, newest first.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<garrison_services::milestones::DeliverySummary>,
 }
 
 /// Why an ingest was refused.
@@ -110,6 +176,26 @@ enum Accepted {
     Duplicate(String),
 }
 
+/// Public: the HMAC signature over the canonical body authenticates it.
+#[utoipa::path(
+    post,
+    path = "/internal/milestones/ingest",
+    tag = "milestones",
+    summary = "Ingest a signed milestone (public, HMAC-signed)",
+    params(
+        ("x-openclaw-signature" = String, Header, description = "Lowercase hex HMAC-SHA256 of the canonical JSON body with the milestone secret."),
+        ("x-openclaw-timestamp" = String, Header, description = "ISO-8601 UTC time of signing; refused beyond the tolerance (default 300 s)."),
+    ),
+    request_body = MilestoneEnvelope,
+    responses(
+        (status = 200, description = "`accepted`, or `duplicate` for a key seen before.", body = Ack),
+        (status = 400, description = "Body not JSON, `idempotencyKey` missing or blank, or an invalid event.", body = Refused),
+        (status = 401, description = "Signature headers missing, stale timestamp, or signature mismatch.", body = Refused),
+        (status = 413, description = "Body over the ingest limit.", body = Refused),
+        (status = 500, description = "No milestone secret is configured.", body = Refused),
+        (status = 503, description = "The ledger could not store it.", body = Refused),
+    ),
+)]
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let metrics = &garrison_services::metrics::METRICS;
     let outcome = check_and_store(&state, &headers, body).await;
@@ -121,11 +207,19 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     match outcome {
         Ok(Accepted::New(id)) => reply(
             StatusCode::OK,
-            json!({"ok": true, "status": "accepted", "milestoneId": id}),
+            Ack {
+                ok: true,
+                status: AckStatus::Accepted,
+                milestone_id: id,
+            },
         ),
         Ok(Accepted::Duplicate(id)) => reply(
             StatusCode::OK,
-            json!({"ok": true, "status": "duplicate", "milestoneId": id}),
+            Ack {
+                ok: true,
+                status: AckStatus::Duplicate,
+                milestone_id: id,
+            },
         ),
         Err(rejection) => {
             let mut entry = json!({
@@ -141,13 +235,17 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
             }
             reply(
                 rejection.status,
-                json!({"ok": false, "status": "rejected", "reason": rejection.reason}),
+                Refused {
+                    ok: false,
+                    status: "rejected",
+                    reason: rejection.reason,
+                },
             )
         }
     }
 }
 
-fn reply(status: StatusCode, body: Value) -> Response {
+fn reply(status: StatusCode, body: impl Serialize) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
@@ -259,12 +357,28 @@ async fn check_and_store(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LatestParams {
+    /// How many (default 20, at most the feed bound, default 50).
+    #[param(value_type = Option<u32>, minimum = 1)]
     limit: Option<String>,
 }
 
 /// `GET /api/milestones/latest?limit=`: newest first, at most the feed bound.
+#[utoipa::path(
+    get,
+    path = "/api/milestones/latest",
+    tag = "milestones",
+    summary = "The milestone feed",
+    params(LatestParams),
+    responses(
+        (status = 200, description = "Accepted milestones, newest first.", body = Feed),
+        (status = 400, description = "`limit` is not a whole number ≥ 1.", body = FeedError),
+        (status = 503, description = "The ledger is unavailable.", body = FeedError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn latest(State(state): State<AppState>, UrlQuery(p): UrlQuery<LatestParams>) -> Response {
     let limit = match p.limit.as_deref().map(str::parse::<usize>) {
         None => DEFAULT_FEED_PAGE,
@@ -272,7 +386,10 @@ async fn latest(State(state): State<AppState>, UrlQuery(p): UrlQuery<LatestParam
         Some(_) => {
             return reply(
                 StatusCode::BAD_REQUEST,
-                json!({"ok": false, "reason": "limit must be a whole number ≥ 1"}),
+                FeedError {
+                    ok: false,
+                    reason: "limit must be a whole number ≥ 1".into(),
+                },
             );
         }
     }
@@ -289,13 +406,24 @@ async fn latest(State(state): State<AppState>, UrlQuery(p): UrlQuery<LatestParam
                 .into_iter()
                 .map(|mut r| r.payload["event"].take())
                 .collect();
-            reply(StatusCode::OK, json!({"ok": true, "items": items}))
+            reply(StatusCode::OK, Feed { ok: true, items })
         }
         Err(e) => unavailable(e),
     }
 }
 
 /// `GET /api/milestones/dead-letter`: every held rejection, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/milestones/dead-letter",
+    tag = "milestones",
+    summary = "Rejected ingests",
+    responses(
+        (status = 200, description = "Every held rejection, newest first.", body = DeadLetter),
+        (status = 503, description = "The ledger is unavailable.", body = FeedError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn dead_letter(State(state): State<AppState>) -> Response {
     match state
         .ledger
@@ -304,7 +432,11 @@ async fn dead_letter(State(state): State<AppState>) -> Response {
     {
         Ok(items) => reply(
             StatusCode::OK,
-            json!({"ok": true, "count": items.len(), "items": items}),
+            DeadLetter {
+                ok: true,
+                count: items.len(),
+                items,
+            },
         ),
         Err(e) => unavailable(e),
     }
@@ -312,6 +444,17 @@ async fn dead_letter(State(state): State<AppState>) -> Response {
 
 /// `GET /api/milestones/deliveries`: the outbox's deliveries, latest state
 /// each, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/milestones/deliveries",
+    tags = ["milestones", "garrison"],
+    summary = "Outbound milestone deliveries (Garrison's own)",
+    responses(
+        (status = 200, description = "The outbox's deliveries, latest state each, newest first.", body = Deliveries),
+        (status = 503, description = "The ledger is unavailable.", body = FeedError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn deliveries(State(state): State<AppState>) -> Response {
     let query = Query {
         event_type: Some(EventType::MilestoneDelivery),
@@ -320,7 +463,10 @@ async fn deliveries(State(state): State<AppState>) -> Response {
     match state.ledger.read(&query).await {
         Ok(records) => reply(
             StatusCode::OK,
-            json!({"ok": true, "items": garrison_services::milestones::summarize(&records)}),
+            Deliveries {
+                ok: true,
+                items: garrison_services::milestones::summarize(&records),
+            },
         ),
         Err(e) => unavailable(e),
     }
@@ -329,6 +475,9 @@ async fn deliveries(State(state): State<AppState>) -> Response {
 fn unavailable(e: garrison_ledger::LedgerError) -> Response {
     reply(
         StatusCode::SERVICE_UNAVAILABLE,
-        json!({"ok": false, "reason": format!("ledger unavailable: {e}")}),
+        FeedError {
+            ok: false,
+            reason: format!("ledger unavailable: {e}"),
+        },
     )
 }

@@ -8,47 +8,137 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, post};
 use garrison_contracts::ironclaw::api::{
     ChatRequest, CreateRunRequest, IntegrateRequest, JobRequest, PrepareRequest, TheaterRequest,
-    WorktreeRequest,
+    WorktreeCreated, WorktreeRequest,
 };
-use garrison_contracts::ironclaw::{ChatMode, EventType, NewEvent};
+use garrison_contracts::ironclaw::{ChatMode, EventType, NewEvent, RunStatus};
+use garrison_ledger::RunSnapshot;
 use garrison_services::orchestration::{OrchestrationError, Orchestrator, PlanSource, Report};
 use garrison_vault::PrepareFiles;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ApiJson, ApiQuery, ok};
+use crate::ironclaw::{ApiError, ApiJson, ApiQuery, Failure, Success, ok};
+use crate::route_table::Routes;
 
 /// Longest long-poll a remote worker may ask for.
 const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/chat", post(chat))
-        .route("/runs", post(create_run))
-        .route("/runs/{id}/plan", post(plan))
-        .route("/runs/{id}/dispatch", post(dispatch))
-        .route("/runs/{id}/synthesize", post(synthesize))
-        .route("/theaters", post(theater))
-        .route("/theaters/{id}/patrol", post(observer_patrol))
-        .route("/worktrees", post(create_worktree))
-        .route("/worktrees/{order_id}/prepare", post(prepare))
-        .route("/worktrees/{order_id}/archive", post(archive))
-        .route("/worktrees/{order_id}", delete(remove_worktree))
-        .route("/jobs", post(job))
-        .route("/integrate", post(integrate))
-        .route("/patrol", post(duty_patrol))
-        .route("/audit", post(audit))
-        .route("/api/workers/claim", post(worker_claim))
-        .route("/api/workers/heartbeat", post(worker_heartbeat))
-        .route("/api/workers/report", post(worker_report))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/chat", chat)
+        .post("/runs", create_run)
+        .post("/runs/{id}/plan", plan)
+        .post("/runs/{id}/dispatch", dispatch)
+        .post("/runs/{id}/synthesize", synthesize)
+        .post("/theaters", theater)
+        .post("/theaters/{id}/patrol", observer_patrol)
+        .post("/worktrees", create_worktree)
+        .post("/worktrees/{order_id}/prepare", prepare)
+        .post("/worktrees/{order_id}/archive", archive)
+        .delete("/worktrees/{order_id}", remove_worktree)
+        .post("/jobs", job)
+        .post("/integrate", integrate)
+        .post("/patrol", duty_patrol)
+        .post("/audit", audit)
+        .post("/api/workers/claim", worker_claim)
+        .post("/api/workers/heartbeat", worker_heartbeat)
+        .post("/api/workers/report", worker_report)
+}
+
+/// `data` of a sync `POST /chat`: the run ended (or the wait ran out).
+#[derive(Serialize, ToSchema)]
+struct ChatDone {
+    run_id: String,
+    /// Empty when the run had not ended within the wait.
+    reply: String,
+    #[schema(value_type = Vec<Object>)]
+    artifacts: Vec<Value>,
+    /// The run status (`OPEN`, `COMPLETE`, `FAILED`, `CANCELLED`).
+    status: String,
+}
+
+/// `data` of an async `POST /chat`.
+#[derive(Serialize, ToSchema)]
+struct ChatQueued {
+    run_id: String,
+    status: String,
+}
+
+/// `data` of `POST /runs`.
+#[derive(Serialize, ToSchema)]
+struct RunCreated {
+    run_id: String,
+    status: RunStatus,
+    theater_id: Option<String>,
+    run: RunSnapshot,
+}
+
+/// `data` of `POST /runs/{id}/plan`.
+#[derive(Serialize, ToSchema)]
+struct Planned {
+    run_id: String,
+    order_ids: Vec<String>,
+    /// Order id → the order ids it depends on.
+    #[schema(value_type = Object)]
+    dependencies: serde_json::Map<String, Value>,
+    #[schema(value_type = Vec<Object>)]
+    orders: Vec<garrison_services::orchestration::PlannedOrder>,
+}
+
+/// `data` of `POST /runs/{id}/dispatch`.
+#[derive(Serialize, ToSchema)]
+struct Dispatched {
+    run_id: String,
+    /// What the dispatch enqueued, blocked or finished.
+    #[schema(value_type = Object)]
+    dispatch: Value,
+}
+
+/// `data` of `POST /runs/{id}/synthesize`.
+#[derive(Serialize, ToSchema)]
+struct Synthesized {
+    run_id: String,
+    reply: String,
+    status: RunStatus,
+}
+
+/// `data` of `POST /worktrees/{order_id}/prepare`.
+#[derive(Serialize, ToSchema)]
+struct Prepared {
+    worktree_path: String,
+    files: Vec<&'static str>,
+}
+
+/// `data` of `DELETE /worktrees/{order_id}`.
+#[derive(Serialize, ToSchema)]
+struct Removed {
+    order_id: String,
+    removed: bool,
+}
+
+/// `data` of `POST /jobs`: claimed, now running on this node.
+#[derive(Serialize, ToSchema)]
+struct JobStarted {
+    order_id: String,
+    /// Always `RUNNING`.
+    status: &'static str,
+    unit_id: String,
+    worktree_path: String,
+    attempt: u32,
+}
+
+/// `data` of `POST /api/workers/heartbeat`.
+#[derive(Serialize, ToSchema)]
+struct Extended {
+    order_id: String,
+    extended: bool,
 }
 
 impl From<OrchestrationError> for ApiError {
@@ -71,6 +161,23 @@ fn orch(state: &AppState) -> Result<Arc<Orchestrator>, ApiError> {
     })
 }
 
+/// The gateway: a run for the message; `sync` waits for its reply
+/// (`chat_wait_secs`), `async` answers at once.
+#[utoipa::path(
+    post,
+    path = "/chat",
+    tag = "ironclaw",
+    summary = "Gateway: chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "`mode: sync`: the run's reply.", body = Success<ChatDone>),
+        (status = 202, description = "`mode: async`: the run was created.", body = Success<ChatQueued>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 422, description = "Missing `user_id` or `message` (`SCHEMA_INVALID`).", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn chat(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ChatRequest>,
@@ -81,15 +188,37 @@ async fn chat(
     Ok(match req.mode {
         ChatMode::Sync => ok(
             StatusCode::OK,
-            json!({"run_id": out.run_id, "reply": out.reply.unwrap_or_default(), "artifacts": out.artifacts, "status": out.status}),
+            ChatDone {
+                run_id: out.run_id,
+                reply: out.reply.unwrap_or_default(),
+                artifacts: out.artifacts,
+                status: out.status,
+            },
         ),
         ChatMode::Async => ok(
             StatusCode::ACCEPTED,
-            json!({"run_id": out.run_id, "status": out.status}),
+            ChatQueued {
+                run_id: out.run_id,
+                status: out.status,
+            },
         ),
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/runs",
+    tag = "ironclaw",
+    summary = "CO: create a run",
+    request_body = CreateRunRequest,
+    responses(
+        (status = 201, description = "The run, `OPEN`.", body = Success<RunCreated>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 422, description = "Missing `user_id` or `objective`.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn create_run(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateRunRequest>,
@@ -105,23 +234,49 @@ async fn create_run(
         .await?;
     Ok(ok(
         StatusCode::CREATED,
-        json!({"run_id": run.run_id, "status": run.status, "theater_id": run.theater_id, "run": run}),
+        RunCreated {
+            run_id: run.run_id.clone(),
+            status: run.status,
+            theater_id: run.theater_id.clone(),
+            run,
+        },
     ))
 }
 
 /// Body of `POST /runs/{id}/plan`: a plan, a planner profile, or nothing
 /// (one order for the objective, under `profile` or the default).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlanBody {
+    /// A plan document: `{"orders":[{"id","objective","depends_on","lock_scope",…}]}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     plan: Option<Value>,
+    /// A planner profile that writes the plan (not with `plan`).
     #[serde(default)]
     planner: Option<String>,
+    /// The profile of the single order made when neither is given.
     #[serde(default)]
     profile: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/plan",
+    tag = "ironclaw",
+    summary = "CO: plan a run into orders",
+    params(("id" = String, Path, description = "Run id.")),
+    request_body(content = Option<PlanBody>, description = "Optional: an empty body makes one order for the run's objective."),
+    responses(
+        (status = 201, description = "The orders created, with their dependencies.", body = Success<Planned>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 404, description = "No such run.", body = Failure),
+        (status = 409, description = "The run is not open or already planned.", body = Failure),
+        (status = 422, description = "An invalid plan, or both `plan` and `planner`.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn plan(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -149,25 +304,64 @@ async fn plan(
         },
     };
     let planned = orch(&state)?.plan(&id, source).await?;
-    let order_ids: Vec<&str> = planned.iter().map(|p| p.order_id.as_str()).collect();
+    let order_ids: Vec<String> = planned.iter().map(|p| p.order_id.clone()).collect();
     let dependencies: serde_json::Map<String, Value> = planned
         .iter()
         .map(|p| (p.order_id.clone(), json!(p.depends_on)))
         .collect();
     Ok(ok(
         StatusCode::CREATED,
-        json!({"run_id": id, "order_ids": order_ids, "dependencies": dependencies, "orders": planned}),
+        Planned {
+            run_id: id,
+            order_ids,
+            dependencies,
+            orders: planned,
+        },
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/dispatch",
+    tag = "ironclaw",
+    summary = "CO: enqueue the run's eligible orders",
+    params(("id" = String, Path, description = "Run id.")),
+    responses(
+        (status = 200, description = "What was enqueued or blocked.", body = Success<Dispatched>),
+        (status = 404, description = "No such run.", body = Failure),
+        (status = 409, description = "The run has no plan yet.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn dispatch(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let adv = orch(&state)?.dispatch(&id).await?;
-    Ok(ok(StatusCode::OK, json!({"run_id": id, "dispatch": adv})))
+    let dispatch = serde_json::to_value(adv).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok(
+        StatusCode::OK,
+        Dispatched {
+            run_id: id,
+            dispatch,
+        },
+    ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/synthesize",
+    tag = "ironclaw",
+    summary = "CO: the run's reply from its orders",
+    params(("id" = String, Path, description = "Run id.")),
+    responses(
+        (status = 200, description = "The reply and the run's status.", body = Success<Synthesized>),
+        (status = 404, description = "No such run.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn synthesize(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -175,10 +369,28 @@ async fn synthesize(
     let (reply, status) = orch(&state)?.synthesize(&id).await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"run_id": id, "reply": reply, "status": status}),
+        Synthesized {
+            run_id: id,
+            reply,
+            status,
+        },
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/theaters",
+    tag = "ironclaw",
+    summary = "Vault: open (create or adopt) a theater",
+    request_body = TheaterRequest,
+    responses(
+        (status = 200, description = "The theater: id, repository path, mainline.", body = Success<serde_json::Value>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 422, description = "A bad theater id or repository.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn theater(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TheaterRequest>,
@@ -189,6 +401,19 @@ async fn theater(
     Ok(ok(StatusCode::OK, t))
 }
 
+#[utoipa::path(
+    post,
+    path = "/theaters/{id}/patrol",
+    tag = "ironclaw",
+    summary = "Observer: patrol a theater",
+    params(("id" = String, Path, description = "Theater id.")),
+    responses(
+        (status = 200, description = "The observer's findings.", body = Success<serde_json::Value>),
+        (status = 404, description = "No such theater.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn observer_patrol(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -251,6 +476,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| OrchestrationError::from(e).into())
 }
 
+#[utoipa::path(
+    post,
+    path = "/worktrees",
+    tag = "ironclaw",
+    summary = "Vault: a worktree for an order",
+    request_body = WorktreeRequest,
+    responses(
+        (status = 201, description = "Created (WORKTREE_CREATED and WORKTREE_READY appended).", body = Success<WorktreeCreated>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 409, description = "The worktree or branch exists.", body = Failure),
+        (status = 422, description = "A bad id or branch name.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn create_worktree(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<WorktreeRequest>,
@@ -274,10 +514,29 @@ async fn create_worktree(
     .await?;
     Ok(ok(
         StatusCode::CREATED,
-        json!({"worktree_path": wt.path.display().to_string(), "branch": wt.branch}),
+        WorktreeCreated {
+            worktree_path: wt.path.display().to_string(),
+            branch: wt.branch,
+        },
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/worktrees/{order_id}/prepare",
+    tag = "ironclaw",
+    summary = "Vault: write order.json, task.md and state.json",
+    params(("order_id" = String, Path, description = "Order id; must equal `order.order_id`.")),
+    request_body = PrepareRequest,
+    responses(
+        (status = 200, description = "The files written.", body = Success<Prepared>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 404, description = "No worktree for the order.", body = Failure),
+        (status = 422, description = "An invalid `order.json`, or a different order id than the path's.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn prepare(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -312,14 +571,20 @@ async fn prepare(
     blocking(move || garrison_vault::prepare(&path, &files)).await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"worktree_path": wt.path.display().to_string(), "files": ["order.json", "task.md", "state.json"]}),
+        Prepared {
+            worktree_path: wt.path.display().to_string(),
+            files: vec!["order.json", "task.md", "state.json"],
+        },
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TheaterParam {
+    /// The order's theater when the ledger does not know it (else the default).
     #[serde(default)]
     theater_id: Option<String>,
+    /// Remove even with uncommitted changes (`DELETE` only).
     #[serde(default)]
     force: Option<bool>,
 }
@@ -344,6 +609,22 @@ async fn worktree_op<T: Send + 'static>(
     Ok(done)
 }
 
+#[utoipa::path(
+    post,
+    path = "/worktrees/{order_id}/archive",
+    tag = "ironclaw",
+    summary = "Vault: tag the order's worktree head",
+    params(
+        ("order_id" = String, Path, description = "Order id."),
+        TheaterParam,
+    ),
+    responses(
+        (status = 200, description = "The archive tag and commit (WORKTREE_ARCHIVED appended).", body = Success<serde_json::Value>),
+        (status = 404, description = "No worktree for the order.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn archive(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -367,6 +648,23 @@ async fn archive(
 
 /// Safe removal: a worktree with uncommitted changes is refused (409)
 /// unless `?force=true`.
+#[utoipa::path(
+    delete,
+    path = "/worktrees/{order_id}",
+    tag = "ironclaw",
+    summary = "Vault: remove the order's worktree",
+    params(
+        ("order_id" = String, Path, description = "Order id."),
+        TheaterParam,
+    ),
+    responses(
+        (status = 200, description = "Removed (WORKTREE_REMOVED appended).", body = Success<Removed>),
+        (status = 404, description = "No worktree for the order.", body = Failure),
+        (status = 409, description = "Uncommitted changes and no `force=true`.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn remove_worktree(
     State(state): State<AppState>,
     Path(order_id): Path<String>,
@@ -383,12 +681,30 @@ async fn remove_worktree(
     .await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"order_id": order_id, "removed": true}),
+        Removed {
+            order_id,
+            removed: true,
+        },
     ))
 }
 
 /// `POST /jobs`: run this (enqueued, eligible) order now on this node as
 /// `unit_id`. Answers 202 once claimed; the attempt's outcome lands in the ledger.
+#[utoipa::path(
+    post,
+    path = "/jobs",
+    tag = "ironclaw",
+    summary = "Worker: run an enqueued order now",
+    request_body = JobRequest,
+    responses(
+        (status = 202, description = "Claimed and running; the outcome lands in the ledger.", body = Success<JobStarted>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 409, description = "The order is not enqueued and eligible (`CONCURRENCY_CONFLICT`).", body = Failure),
+        (status = 422, description = "A body of the wrong shape.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn job(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<JobRequest>,
@@ -410,10 +726,31 @@ async fn job(
     tokio::spawn(async move { garrison_services::orchestration::run_job(&runner, job).await });
     Ok(ok(
         StatusCode::ACCEPTED,
-        json!({"order_id": req.order_id, "status": "RUNNING", "unit_id": req.unit_id, "worktree_path": worktree_path, "attempt": attempt}),
+        JobStarted {
+            order_id: req.order_id,
+            status: "RUNNING",
+            unit_id: req.unit_id,
+            worktree_path,
+            attempt,
+        },
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/integrate",
+    tag = "ironclaw",
+    summary = "Integration: gate and promote an order",
+    request_body = IntegrateRequest,
+    responses(
+        (status = 200, description = "The integration outcome (passed and merged, or failed with the gate's reason).", body = Success<serde_json::Value>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 404, description = "No such order.", body = Failure),
+        (status = 409, description = "The order is not ready to integrate.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn integrate(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<IntegrateRequest>,
@@ -428,15 +765,37 @@ async fn integrate(
     Ok(ok(StatusCode::OK, outcome))
 }
 
+#[utoipa::path(
+    post,
+    path = "/patrol",
+    tag = "ironclaw",
+    summary = "Duty officer: one patrol",
+    responses(
+        (status = 200, description = "Expired leases, reissues, failures and escalations.", body = Success<serde_json::Value>),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn duty_patrol(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(StatusCode::OK, orch(&state)?.duty_patrol().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/audit",
+    tag = "ironclaw",
+    summary = "Sentinel: one audit",
+    responses(
+        (status = 200, description = "The sentinel's findings.", body = Success<serde_json::Value>),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn audit(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(StatusCode::OK, orch(&state)?.audit().await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct ClaimBody {
     unit_id: String,
     /// Long-poll: wait up to this long for an order (capped at 30 s).
@@ -445,6 +804,20 @@ struct ClaimBody {
 }
 
 /// 200 with the job, or 200 with `data: null` when nothing became eligible in time.
+#[utoipa::path(
+    post,
+    path = "/api/workers/claim",
+    tag = "garrison",
+    summary = "Remote worker: claim an order (long-poll)",
+    request_body = ClaimBody,
+    responses(
+        (status = 200, description = "The job (queue message, lease token, unit profile, order, assignment, prompt), or `data: null` when nothing became eligible in time.", body = Success<serde_json::Value>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 422, description = "An empty `unit_id`.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn worker_claim(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ClaimBody>,
@@ -472,12 +845,26 @@ async fn worker_claim(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct HeartbeatBody {
     order_id: String,
     lease_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/workers/heartbeat",
+    tag = "garrison",
+    summary = "Remote worker: extend a lease",
+    request_body = HeartbeatBody,
+    responses(
+        (status = 200, description = "Extended (nothing is appended).", body = Success<Extended>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 409, description = "The lease no longer holds the order (`CONCURRENCY_CONFLICT`).", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn worker_heartbeat(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<HeartbeatBody>,
@@ -485,7 +872,10 @@ async fn worker_heartbeat(
     if orch(&state)?.heartbeat(&b.order_id, &b.lease_token) {
         Ok(ok(
             StatusCode::OK,
-            json!({"order_id": b.order_id, "extended": true}),
+            Extended {
+                order_id: b.order_id,
+                extended: true,
+            },
         ))
     } else {
         Err(ApiError::new(
@@ -499,6 +889,21 @@ async fn worker_heartbeat(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/workers/report",
+    tag = "garrison",
+    summary = "Remote worker: report an attempt's outcome",
+    request_body(content = Object, content_type = "application/json", description = "`{order_id, lease_token, outcome, summary, artifacts?, aar?, result?, commit_sha?}`."),
+    responses(
+        (status = 200, description = "What the report did: `{order_id, status, reissued}`.", body = Success<serde_json::Value>),
+        (status = 400, description = "Malformed JSON.", body = Failure),
+        (status = 409, description = "The lease no longer holds the order.", body = Failure),
+        (status = 422, description = "A body of the wrong shape.", body = Failure),
+        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+    ),
+    security(("bearer" = [])),
+)]
 async fn worker_report(
     State(state): State<AppState>,
     ApiJson(report): ApiJson<Report>,

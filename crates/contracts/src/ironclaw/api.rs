@@ -66,6 +66,7 @@ fn require(field: &str, value: &str) -> Result<(), RequestError> {
 
 /// `mode` of `POST /chat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChatMode {
     #[default]
@@ -75,6 +76,7 @@ pub enum ChatMode {
 
 /// `POST /chat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatRequest {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +96,7 @@ impl ChatRequest {
 
 /// `data` of a sync `POST /chat` reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatReply {
     pub run_id: String,
     pub reply: String,
@@ -103,6 +106,7 @@ pub struct ChatReply {
 
 /// `data` of an async `POST /chat` reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatAccepted {
     pub run_id: String,
     pub status: super::RunStatus,
@@ -110,6 +114,7 @@ pub struct ChatAccepted {
 
 /// `POST /runs` (CO).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRunRequest {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +132,7 @@ impl CreateRunRequest {
 
 /// `POST /theaters`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TheaterRequest {
     pub theater_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +141,7 @@ pub struct TheaterRequest {
 
 /// `POST /worktrees`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorktreeRequest {
     pub theater_id: String,
     pub order_id: String,
@@ -154,6 +161,7 @@ impl WorktreeRequest {
 
 /// `data` of `POST /worktrees`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorktreeCreated {
     pub worktree_path: String,
     pub branch: String,
@@ -161,12 +169,14 @@ pub struct WorktreeCreated {
 
 /// `POST /worktrees/{order_id}/prepare`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrepareRequest {
     pub order: OrderFile,
 }
 
 /// `POST /jobs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRequest {
     pub order_id: String,
     pub theater_id: String,
@@ -180,6 +190,7 @@ pub struct JobRequest {
 
 /// `job_type` of a queue message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobType {
     #[default]
@@ -188,6 +199,7 @@ pub enum JobType {
 
 /// A worker queue message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobMessage {
     pub job_type: JobType,
     pub order_id: String,
@@ -205,6 +217,7 @@ pub struct JobMessage {
 
 /// `POST /integrate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntegrateRequest {
     pub theater_id: String,
     pub order_id: String,

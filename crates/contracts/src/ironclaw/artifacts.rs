@@ -38,6 +38,7 @@ fn non_empty(file: &'static str, field: &str, value: &str) -> Result<(), Artifac
 
 /// `order.json`: what a worker is asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderFile {
     pub order_id: String,
     pub run_id: String,
@@ -55,6 +56,7 @@ pub struct OrderFile {
 
 /// `constraints` of an order (and of a job message, without `tool_policy`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Constraints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_seconds: Option<u64>,
@@ -66,6 +68,7 @@ pub struct Constraints {
 
 /// What tools may touch.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolPolicy {
     #[serde(default)]
     pub network: bool,
@@ -76,6 +79,7 @@ pub struct ToolPolicy {
 
 /// A model profile: name plus model id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -81,6 +81,21 @@ event_types! {
     MilestoneDelivery => "MILESTONE_DELIVERY",
 }
 
+/// An event type on the wire: one of the canonical names (the two contract
+/// typos are accepted on input but never written, so they are not listed).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(EventType::ALL.iter().map(|t| t.as_str())))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventType {}
+
 /// An event type name that is not in the contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown event type `{0}`")]
@@ -136,6 +151,7 @@ impl EventType {
 
 /// `run_status` of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RunStatus {
     Open,
@@ -161,6 +177,7 @@ impl RunStatus {
 
 /// `order_status` of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OrderStatus {
     Queued,

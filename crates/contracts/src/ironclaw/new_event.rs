@@ -9,6 +9,7 @@ use crate::check::parse_timestamp;
 
 /// An event as a caller submits it. Everything the ledger can fill in is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEvent {
     /// Idempotency key; a ULID is generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

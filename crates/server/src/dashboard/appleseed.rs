@@ -63,6 +63,17 @@ pub struct AppleseedPage {
 }
 
 /// `GET /dashboard/appleseed`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/appleseed",
+    operation_id = "dashboard_appleseed",
+    tag = "dashboard",
+    summary = "Appleseed",
+    responses(
+        (status = 200, description = "The latest governance report.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn page(State(state): State<AppState>) -> Response {
     let governance = match &state.data_dir {
         None => Governance::NoStateDir,

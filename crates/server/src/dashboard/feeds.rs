@@ -87,6 +87,18 @@ pub struct PatrolsPage {
 }
 
 /// `GET /dashboard/patrols`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/patrols",
+    operation_id = "dashboard_patrols",
+    tag = "dashboard",
+    summary = "Patrols and escalations",
+    responses(
+        (status = 200, description = "Escalations, observer and recovery findings, the latest patrol ticks.", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn patrols(State(state): State<AppState>) -> Response {
     let escalations = newest(
         &state,
@@ -180,6 +192,18 @@ pub struct MilestonesPage {
 }
 
 /// `GET /dashboard/milestones`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/milestones",
+    operation_id = "dashboard_milestones",
+    tag = "dashboard",
+    summary = "Milestones",
+    responses(
+        (status = 200, description = "The milestone feed, the dead letter and the outbox's deliveries.", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn milestones(State(state): State<AppState>) -> Response {
     let limit = i64::try_from(state.milestones.feed_limit).unwrap_or(PER_KIND);
     let received = state

@@ -19,35 +19,45 @@ pub mod scheduler;
 pub mod session;
 
 use askama::Template;
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::Value;
 
-use crate::AppState;
+use crate::route_table::Routes;
 
 /// Where every dashboard page other than `/` lives.
 pub const PREFIX: &str = "/dashboard";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(runs::list))
-        .route("/dashboard", get(runs::list))
-        .route("/dashboard/runs/{id}", get(runs::detail))
-        .route("/dashboard/runs/{id}/events", get(runs::events))
-        .route("/dashboard/orders/{id}", get(orders::detail))
-        .route("/dashboard/patrols", get(feeds::patrols))
-        .route("/dashboard/milestones", get(feeds::milestones))
-        .route("/dashboard/appleseed", get(appleseed::page))
-        .route("/dashboard/scheduler", get(scheduler::page))
-        .route("/dashboard/login", post(session::login))
-        .route("/dashboard/logout", post(session::logout))
-        .route("/dashboard/assets/{name}", get(assets::asset))
-        .route("/dashboard/{*rest}", get(unknown_page))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/", runs::list)
+        .get("/dashboard", runs::dashboard_home)
+        .get("/dashboard/runs/{id}", runs::detail)
+        .get("/dashboard/runs/{id}/events", runs::events)
+        .get("/dashboard/orders/{id}", orders::detail)
+        .get("/dashboard/patrols", feeds::patrols)
+        .get("/dashboard/milestones", feeds::milestones)
+        .get("/dashboard/appleseed", appleseed::page)
+        .get("/dashboard/scheduler", scheduler::page)
+        .post("/dashboard/login", session::login)
+        .post("/dashboard/logout", session::logout)
+        .get("/dashboard/assets/{name}", assets::asset)
+        .get("/dashboard/{*rest}", unknown_page)
 }
 
 /// Any other dashboard path: a page, not the API's JSON 404.
+#[utoipa::path(
+    get,
+    path = "/dashboard/{rest}",
+    operation_id = "dashboard_unknown_page",
+    tag = "dashboard",
+    summary = "Any other dashboard path",
+    params(("rest" = String, Path, description = "The rest of the path (may contain `/`).")),
+    responses(
+        (status = 404, description = "There is no such page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn unknown_page() -> Response {
     error_page(
         StatusCode::NOT_FOUND,

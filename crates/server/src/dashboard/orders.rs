@@ -58,6 +58,20 @@ pub struct OrderPage {
 }
 
 /// `GET /dashboard/orders/{id}`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/orders/{id}",
+    operation_id = "dashboard_order",
+    tag = "dashboard",
+    summary = "An order",
+    params(("id" = String, Path, description = "Order id.")),
+    responses(
+        (status = 200, description = "The order's fields, AAR, artifacts and event timeline.", content_type = "text/html", body = String),
+        (status = 404, description = "No such order: an error page.", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn detail(State(state): State<AppState>, Path(order_id): Path<String>) -> Response {
     let order = match state.ledger.order_snapshot(&order_id).await {
         Ok(Some(o)) => o,

@@ -42,6 +42,18 @@ pub struct RunsPage {
 }
 
 /// `GET /` (and `/dashboard`): the newest runs.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "dashboard_runs",
+    tag = "dashboard",
+    summary = "Runs (or the sign-in form)",
+    responses(
+        (status = 200, description = "The newest runs; without credentials, the sign-in form.", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn list(State(state): State<AppState>) -> Response {
     let created = match state
         .ledger
@@ -166,7 +178,38 @@ pub(super) async fn plan_ids(
         .collect())
 }
 
+/// `GET /dashboard`: the same page as `/`.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    operation_id = "dashboard_home",
+    tag = "dashboard",
+    summary = "Runs",
+    responses(
+        (status = 200, description = "The newest runs; without credentials, the sign-in form.", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
+pub async fn dashboard_home(state: State<AppState>) -> Response {
+    list(state).await
+}
+
 /// `GET /dashboard/runs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/runs/{id}",
+    operation_id = "dashboard_run",
+    tag = "dashboard",
+    summary = "A run",
+    params(("id" = String, Path, description = "Run id.")),
+    responses(
+        (status = 200, description = "The run's orders as a dependency graph and a table, followed live.", content_type = "text/html", body = String),
+        (status = 404, description = "No such run: an error page.", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn detail(State(state): State<AppState>, Path(run_id): Path<String>) -> Response {
     // Read the head first: anything committed after it reaches the page
     // through the stream, so no change falls between the two.
@@ -262,8 +305,10 @@ fn run_page(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamParams {
+    /// Only changes after this `seq` (default 0).
     after: Option<i64>,
 }
 
@@ -272,6 +317,22 @@ pub struct StreamParams {
 /// `Last-Event-ID` of a reconnect), each the changed snapshot's state:
 /// `{"kind":"order","order_id","status","attempt","integration"}` or
 /// `{"kind":"run","status","summary"}`, with `id: <seq>`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/runs/{id}/events",
+    operation_id = "dashboard_run_events",
+    tag = "dashboard",
+    summary = "A run's live changes (server-sent events)",
+    params(
+        ("id" = String, Path, description = "Run id."),
+        StreamParams,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this `seq` (wins over `after`)."),
+    ),
+    responses(
+        (status = 200, description = "One SSE event per change: `{kind:\"order\",order_id,status,attempt,integration}` or `{kind:\"run\",status,summary}`, `id: <seq>`.", content_type = "text/event-stream", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn events(
     State(state): State<AppState>,
     Path(run_id): Path<String>,

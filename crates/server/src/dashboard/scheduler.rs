@@ -40,6 +40,17 @@ pub struct SchedulerPage {
 }
 
 /// `GET /dashboard/scheduler`.
+#[utoipa::path(
+    get,
+    path = "/dashboard/scheduler",
+    operation_id = "dashboard_scheduler",
+    tag = "dashboard",
+    summary = "Scheduler",
+    responses(
+        (status = 200, description = "Scheduled jobs.", content_type = "text/html", body = String),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn page(State(state): State<AppState>) -> Response {
     render(
         StatusCode::OK,

@@ -20,7 +20,7 @@ const MAX_AGE_SECS: u64 = 12 * 3600;
 
 /// Dashboard routes reachable without a session: the sign-in itself and the
 /// static assets (no data in them).
-fn is_public(method: &Method, path: &str) -> bool {
+pub fn is_public(method: &Method, path: &str) -> bool {
     (method == Method::POST && path == "/dashboard/login")
         || ((method == Method::GET || method == Method::HEAD)
             && path.starts_with("/dashboard/assets/"))
@@ -84,6 +84,18 @@ fn see_other(location: &'static str) -> Response {
 }
 
 /// `POST /dashboard/login` with the form field `token`.
+#[utoipa::path(
+    post,
+    path = "/dashboard/login",
+    operation_id = "dashboard_login",
+    tag = "dashboard",
+    summary = "Sign in (public)",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token=<the API token>`."),
+    responses(
+        (status = 303, description = "Signed in: `Set-Cookie: garrison_session=…; HttpOnly; SameSite=Strict`, redirect to `/`."),
+        (status = 401, description = "Not this server's token: the sign-in form with a message.", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
     let token = form_field(&body, "token").unwrap_or_default();
     if token.is_empty() || !state.token.matches(token.trim().as_bytes()) {
@@ -104,6 +116,17 @@ pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
 }
 
 /// `POST /dashboard/logout`: forget the cookie, back to the login form.
+#[utoipa::path(
+    post,
+    path = "/dashboard/logout",
+    operation_id = "dashboard_logout",
+    tag = "dashboard",
+    summary = "Sign out",
+    responses(
+        (status = 303, description = "The session cookie cleared; redirect to `/`."),
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn logout() -> Response {
     let mut resp = see_other("/");
     resp.headers_mut().insert(
