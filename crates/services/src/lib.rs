@@ -11,5 +11,6 @@ pub mod http_client;
 pub mod learning;
 pub mod metrics;
 pub mod milestones;
+pub mod openclawssy;
 pub mod orchestration;
 mod values;
