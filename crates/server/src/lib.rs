@@ -5,6 +5,7 @@
 //! serve until shutdown, drain in-flight requests, then close the ledger so
 //! every acknowledged append is on disk.
 
+pub mod admin;
 pub mod appleseed;
 pub mod auth;
 pub mod dashboard;
@@ -15,6 +16,7 @@ pub mod ledger_routes;
 pub mod metrics;
 pub mod milestones;
 pub mod orchestration;
+pub mod v1;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +33,9 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
 pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
+pub use garrison_services::openclawssy::{
+    EnvProvider, Openclawssy, Settings as OpenclawssySettings,
+};
 pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
 pub use milestones::MilestoneSettings;
 
@@ -52,6 +57,8 @@ pub struct AppState {
     /// The orchestration services; `None` on a node that does not run them
     /// (their routes answer 503).
     pub orchestrator: Option<Arc<Orchestrator>>,
+    /// The `/v1` run service and admin API; `None`: those routes answer 503.
+    pub openclawssy: Option<Openclawssy>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -66,8 +73,15 @@ impl AppState {
             milestones: Arc::new(MilestoneSettings::default()),
             data_dir: None,
             orchestrator: None,
+            openclawssy: None,
             shutdown: None,
         }
+    }
+
+    /// The same state with the `/v1` run service and admin API.
+    pub fn with_openclawssy(mut self, service: Openclawssy) -> Self {
+        self.openclawssy = Some(service);
+        self
     }
 
     /// The same state with the orchestration services.
@@ -120,6 +134,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(orchestration::routes())
         .merge(metrics::routes())
         .merge(dashboard::routes())
+        .merge(v1::routes())
+        .merge(admin::routes())
         .fallback(ironclaw::not_found)
         .layer(RequestBodyLimitLayer::new(body_limit));
     // The milestone ingest enforces its own (smaller) limit so an oversized
@@ -157,6 +173,9 @@ pub struct ServeConfig {
     /// The orchestration services (CO, queue, workers, patrols); `None`
     /// leaves them off this node.
     pub orchestration: Option<OrchestrationSettings>,
+    /// The `/v1` run service and admin API over `data_dir/agents`; `None`
+    /// leaves them off this node.
+    pub openclawssy: Option<OpenclawssySettings>,
 }
 
 impl ServeConfig {
@@ -171,6 +190,7 @@ impl ServeConfig {
             outbox: OutboxConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             orchestration: None,
+            openclawssy: Some(OpenclawssySettings::default()),
         }
     }
 }
@@ -205,6 +225,8 @@ pub enum ServeError {
     },
     #[error("cannot start orchestration: {0}")]
     Orchestration(String),
+    #[error("cannot start the /v1 run service: {0}")]
+    Openclawssy(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -327,6 +349,13 @@ async fn run(
         }
         None => None,
     };
+    let openclawssy = match config.openclawssy.clone() {
+        Some(settings) => Some(
+            Openclawssy::open(&config.data_dir, settings)
+                .map_err(|e| ServeError::Openclawssy(e.to_string()))?,
+        ),
+        None => None,
+    };
     let workers = orchestrator
         .clone()
         .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
@@ -336,6 +365,7 @@ async fn run(
         milestones: Arc::new(config.milestones.clone()),
         data_dir: Some(Arc::new(config.data_dir.clone())),
         orchestrator: orchestrator.clone(),
+        openclawssy: openclawssy.clone(),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);
@@ -373,6 +403,12 @@ async fn run(
             Ok(())
         }
     };
+    // Live `/v1` runs are cancelled and get the drain timeout to store
+    // their records; one still running after that is recorded as
+    // interrupted on the next start.
+    if let Some(service) = &openclawssy {
+        service.shutdown(config.drain_timeout).await;
+    }
     // The outbox saw the same shutdown signal (or its sender dropping); wait
     // for it so its last steps are appended before the ledger closes.
     if let Some(outbox) = outbox

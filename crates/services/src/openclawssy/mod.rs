@@ -48,23 +48,19 @@ pub const DEFAULT_CONCURRENT_RUNS: usize = 4;
 /// How many runs `GET /api/admin/status` lists.
 pub const STATUS_RUNS: usize = 50;
 
-/// How the service is set up.
+/// How the service is set up (the data dir is given to [`Openclawssy::open`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Everything lives under `<data_dir>/agents/` (and the secret store in
-    /// `<data_dir>/secrets.json`).
-    pub data_dir: PathBuf,
     /// The provider when the config names none (`GARRISON_LLM_*`).
     pub env_provider: Option<EnvProvider>,
     /// Runs executing at once; at least 1.
     pub max_concurrent_runs: usize,
 }
 
-impl Settings {
+impl Default for Settings {
     /// No environment provider, the default concurrency.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Settings {
+    fn default() -> Settings {
         Settings {
-            data_dir: data_dir.into(),
             env_provider: None,
             max_concurrent_runs: DEFAULT_CONCURRENT_RUNS,
         }
@@ -133,8 +129,13 @@ impl std::fmt::Debug for Openclawssy {
 impl Openclawssy {
     /// Loads the state under the data dir. Runs that a previous process
     /// left `queued`/`running` are recorded as failed.
-    pub fn open(settings: Settings) -> Result<Openclawssy, OpenclawssyError> {
-        let data_dir = settings.data_dir;
+    /// Everything lives under `<data_dir>/agents/`, the secret store in
+    /// `<data_dir>/secrets.json`.
+    pub fn open(
+        data_dir: impl Into<PathBuf>,
+        settings: Settings,
+    ) -> Result<Openclawssy, OpenclawssyError> {
+        let data_dir = data_dir.into();
         let inner = Inner {
             runs: RunStore::open(&data_dir)?,
             sessions: SessionStore::open(&data_dir)?,
