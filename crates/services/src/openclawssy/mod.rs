@@ -201,7 +201,7 @@ impl Openclawssy {
                 trace: None,
             },
             session_id: req.session_id.clone(),
-            created_at: jiff::Timestamp::now().to_string(),
+            created_at: now(),
             started_at: None,
             finished_at: None,
         };
@@ -292,6 +292,12 @@ impl Openclawssy {
     }
 }
 
+/// The current time as RFC 3339 UTC with exactly six fractional digits, so
+/// stored times sort as strings.
+pub(crate) fn now() -> String {
+    format!("{:.6}", jiff::Timestamp::now())
+}
+
 /// The agent's layout, with a clear error for an unusable id.
 fn agent_paths(data_dir: &Path, agent_id: &str) -> Result<AgentPaths, OpenclawssyError> {
     AgentPaths::new(data_dir, agent_id).map_err(|_| {
@@ -299,4 +305,15 @@ fn agent_paths(data_dir: &Path, agent_id: &str) -> Result<AgentPaths, Openclawss
             "agent_id `{agent_id}` may hold only letters, digits, `.`, `_` and `-` (at most 128)"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_have_a_fixed_width() {
+        let t = super::now();
+        assert_eq!(t.len(), "2026-02-15T00:00:00.000000Z".len(), "{t}");
+        assert!(t.ends_with('Z'));
+        assert!(t.parse::<jiff::Timestamp>().is_ok());
+    }
 }

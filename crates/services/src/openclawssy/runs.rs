@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::error::OpenclawssyError;
-use super::files;
+use super::{files, now};
 
 /// The bundle file holding a run's record.
 pub const RECORD_FILE: &str = "record.json";
@@ -112,10 +112,6 @@ pub struct RunStore {
 pub struct Handles {
     pub cancel: watch::Receiver<bool>,
     pub finished: watch::Receiver<Option<RunRecord>>,
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }
 
 fn is_live_status(s: V1RunStatus) -> bool {

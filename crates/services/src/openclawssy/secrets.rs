@@ -112,7 +112,7 @@ impl SecretStore {
             name.to_string(),
             Entry {
                 value: value.to_string(),
-                updated_at: jiff::Timestamp::now().to_string(),
+                updated_at: super::now(),
             },
         );
         let doc = Document { secrets: next };

@@ -15,7 +15,7 @@ use garrison_agent::SessionMessage;
 use serde::{Deserialize, Serialize};
 
 use super::error::OpenclawssyError;
-use super::files;
+use super::{files, now};
 
 /// (agent, user, room, channel): one conversation place.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,17 +127,16 @@ fn valid_session_id(id: &str) -> bool {
     })
 }
 
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
-}
-
 impl SessionStore {
     /// Rebuilds the index from every agent's session files.
     pub fn open(data_dir: &Path) -> Result<SessionStore, OpenclawssyError> {
         let agents_dir = data_dir.join("agents");
         let mut index = Index::default();
         let agents = match std::fs::read_dir(&agents_dir) {
-            Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .collect::<Vec<_>>(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(OpenclawssyError::io(&agents_dir, e)),
         };
