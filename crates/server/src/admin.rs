@@ -70,9 +70,13 @@ impl<S: Send + Sync> FromRequest<S> for SecretBody {
 
     /// Checked by hand so that no rejection quotes the value.
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = json_object(req, state)
-            .await
-            .map_err(|e| V1Error::new(e.status, e.code, "the body must be a JSON object {\"name\", \"value\"}"))?;
+        let body = json_object(req, state).await.map_err(|e| {
+            V1Error::new(
+                e.status,
+                e.code,
+                "the body must be a JSON object {\"name\", \"value\"}",
+            )
+        })?;
         let Value::Object(map) = body else {
             return Err(V1Error::invalid("the body must be a JSON object"));
         };
@@ -108,7 +112,9 @@ pub async fn put_secret(
 
 /// `GET /api/admin/secrets`: the stored names, never a value.
 pub async fn list_secrets(State(state): State<AppState>) -> Result<axum::Json<Value>, V1Error> {
-    Ok(axum::Json(json!({"names": service(&state)?.secret_names()})))
+    Ok(axum::Json(
+        json!({"names": service(&state)?.secret_names()}),
+    ))
 }
 
 #[derive(Serialize)]

@@ -258,7 +258,10 @@ mod tests {
         for p in ["/v10", "/runs", "/api/adminx", "/api/appleseed/events"] {
             assert!(!is_openclawssy_path(p), "{p}");
         }
-        assert_eq!(field_message("missing field `agent_id` at line 1"), "agent_id is required");
+        assert_eq!(
+            field_message("missing field `agent_id` at line 1"),
+            "agent_id is required"
+        );
         assert_eq!(field_message("invalid type"), "invalid type");
     }
 }

@@ -152,7 +152,11 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
                 "fs_write",
                 json!({"path": "notes/hello.txt", "content": "hello from the agent\n"}),
             ),
-            ("call_x", "fs_write", json!({"path": "../x", "content": "escape"})),
+            (
+                "call_x",
+                "fs_write",
+                json!({"path": "../x", "content": "escape"}),
+            ),
         ]),
         text("Wrote notes/hello.txt; ../x was refused."),
     ])
@@ -160,7 +164,10 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
     let server = start(dir.path(), &model, "test-model").await;
 
     let r = server
-        .post("/v1/runs", &json!({"agent_id": "agent_default", "message": "write a note"}))
+        .post(
+            "/v1/runs",
+            &json!({"agent_id": "agent_default", "message": "write a note"}),
+        )
         .await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let created = r.json();
@@ -184,7 +191,10 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
     assert!(!results[0]["summary"].as_str().unwrap().is_empty(), "{run}");
     assert_eq!(results[1]["tool_call_id"], "call_x");
     assert!(
-        results[1]["error"].as_str().unwrap().starts_with("policy.denied"),
+        results[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy.denied"),
         "{run}"
     );
     assert!(!results[1]["summary"].as_str().unwrap().is_empty(), "{run}");
@@ -196,7 +206,11 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
         "hello from the agent\n"
     );
     assert!(!agent_dir(dir.path()).join("x").exists());
-    assert!(all_files(dir.path()).iter().all(|f| f.file_name().unwrap() != "x"));
+    assert!(
+        all_files(dir.path())
+            .iter()
+            .all(|f| f.file_name().unwrap() != "x")
+    );
 
     // The model got the refusal back as a tool result, and the key.
     let seen = model.seen();
@@ -213,7 +227,10 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
         .find(|m| m["role"] == "tool" && m["tool_call_id"] == "call_x")
         .expect("the refusal is fed back");
     assert!(
-        refusal["content"].as_str().unwrap().contains("policy.denied"),
+        refusal["content"]
+            .as_str()
+            .unwrap()
+            .contains("policy.denied"),
         "{refusal}"
     );
 
@@ -237,7 +254,10 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
     }
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(
-        kinds.iter().filter(|k| **k == RunEventType::ToolResult).count(),
+        kinds
+            .iter()
+            .filter(|k| **k == RunEventType::ToolResult)
+            .count(),
         2
     );
 
@@ -260,7 +280,10 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
     assert_eq!(msg, "agent_id is required");
     assert_v1_error(
         &server
-            .post("/v1/runs", &json!({"agent_id": "agent_default", "message": " "}))
+            .post(
+                "/v1/runs",
+                &json!({"agent_id": "agent_default", "message": " "}),
+            )
             .await,
         400,
         "invalid.request",
@@ -273,12 +296,18 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
         "invalid.request",
     );
     assert_v1_error(
-        &server.post_raw("/v1/runs", Some("application/json"), b"{nope").await,
+        &server
+            .post_raw("/v1/runs", Some("application/json"), b"{nope")
+            .await,
         400,
         "invalid.request",
     );
     assert_v1_error(&server.get("/v1/nowhere").await, 404, "not.found");
-    assert_v1_error(&server.call("DELETE", "/v1/runs", None).await, 405, "invalid.request");
+    assert_v1_error(
+        &server.call("DELETE", "/v1/runs", None).await,
+        405,
+        "invalid.request",
+    );
     let anonymous = request(server.addr, "GET", &format!("/v1/runs/{id}"), &[], None)
         .await
         .unwrap();
@@ -294,7 +323,9 @@ async fn run_writes_in_its_workspace_refuses_an_escape_and_is_audited() {
     .unwrap();
     assert_v1_error(&wrong, 401, "unauthorized");
     // /healthz stays public.
-    let health = request(server.addr, "GET", "/healthz", &[], None).await.unwrap();
+    let health = request(server.addr, "GET", "/healthz", &[], None)
+        .await
+        .unwrap();
     assert_eq!(health.status, 200);
     assert_eq!(health.json(), json!({"ok": true}));
     server.stop().await;
@@ -310,7 +341,9 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
             "fs_read",
             json!({"path": format!("{INGESTED}.txt")}),
         )]),
-        text(&format!("The token is {INGESTED} and the key is {PROVIDER_KEY}.")),
+        text(&format!(
+            "The token is {INGESTED} and the key is {PROVIDER_KEY}."
+        )),
         text(&format!("In chat: {INGESTED}")),
     ])
     .await;
@@ -384,7 +417,10 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
     }
     // A rejected secret body does not quote its value either.
     let r = server
-        .post("/api/admin/secrets", &json!({"name": "N", "value": 4417, "x": INGESTED}))
+        .post(
+            "/api/admin/secrets",
+            &json!({"name": "N", "value": 4417, "x": INGESTED}),
+        )
         .await;
     assert_eq!(r.status, 400);
     keep(&r);
@@ -412,7 +448,11 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
     assert!(std::fs::read_to_string(&store).unwrap().contains(INGESTED));
     let files = all_files(dir.path());
     assert!(files.iter().any(|f| f.ends_with("record.json")));
-    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "jsonl")));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "jsonl"))
+    );
     for file in files.iter().filter(|f| **f != store) {
         let bytes = std::fs::read(file).unwrap();
         let content = String::from_utf8_lossy(&bytes);
@@ -432,7 +472,11 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
 async fn chat_sessions_keep_history_in_order_and_switch_on_commands() {
     let dir = tempfile::tempdir().unwrap();
     let model = ModelServer::start(vec![
-        calls(&[("call_a", "fs_write", json!({"path": "a.txt", "content": "A"}))]),
+        calls(&[(
+            "call_a",
+            "fs_write",
+            json!({"path": "a.txt", "content": "A"}),
+        )]),
         text("first answer"),
         text("second answer"),
         text("third answer"),
@@ -445,7 +489,9 @@ async fn chat_sessions_keep_history_in_order_and_switch_on_commands() {
             "agent_id": "agent_default", "message": message})
     };
 
-    let r = server.post("/v1/chat/messages", &chat("first question")).await;
+    let r = server
+        .post("/v1/chat/messages", &chat("first question"))
+        .await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let first = r.json();
     assert_eq!(first["status"], "queued");
@@ -453,7 +499,9 @@ async fn chat_sessions_keep_history_in_order_and_switch_on_commands() {
     let run1 = first["id"].as_str().unwrap().to_string();
     assert_eq!(wait_run(&server, &run1).await["status"], "completed");
 
-    let r = server.post("/v1/chat/messages", &chat("second question")).await;
+    let r = server
+        .post("/v1/chat/messages", &chat("second question"))
+        .await;
     assert_eq!(r.status, 202);
     let second = r.json();
     assert_eq!(second["session_id"], session.as_str());
@@ -503,9 +551,15 @@ async fn chat_sessions_keep_history_in_order_and_switch_on_commands() {
     let listed = r.json();
     assert_eq!(listed["session_id"], session.as_str());
     let messages = listed["messages"].as_array().unwrap();
-    let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["user", "tool", "assistant", "user", "assistant"]);
-    let seqs: Vec<u64> = messages.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_eq!(messages[0]["content"], "first question");
     assert_eq!(messages[1]["tool_name"], "fs.write");
@@ -519,13 +573,14 @@ async fn chat_sessions_keep_history_in_order_and_switch_on_commands() {
     let list = |query: &'static str| {
         let server = &server;
         async move {
-            let r = server.get(&format!("/api/admin/chat/sessions{query}")).await;
+            let r = server
+                .get(&format!("/api/admin/chat/sessions{query}"))
+                .await;
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
             r.json()["sessions"].as_array().unwrap().clone()
         }
     };
-    let sessions =
-        list("?agent_id=agent_default&user_id=u1&room_id=dev-room&channel=web").await;
+    let sessions = list("?agent_id=agent_default&user_id=u1&room_id=dev-room&channel=web").await;
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0]["session_id"], session.as_str());
     assert_eq!(sessions[0]["message_count"], 5);
@@ -554,7 +609,9 @@ async fn chat_sessions_keep_history_in_order_and_switch_on_commands() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["session_id"], session.as_str());
-    let r = server.post("/v1/chat/messages", &chat("third question")).await;
+    let r = server
+        .post("/v1/chat/messages", &chat("third question"))
+        .await;
     assert_eq!(r.status, 202);
     assert_eq!(r.json()["session_id"], session.as_str());
     wait_run(&server, r.json()["id"].as_str().unwrap()).await;
@@ -630,7 +687,10 @@ async fn admin_config_and_secrets_persist_and_survive_a_restart() {
     let r = server.get("/api/admin/secrets").await;
     assert_eq!(r.json(), json!({"names": []}));
     let r = server
-        .post("/api/admin/secrets", &json!({"name": "MODEL_KEY", "value": CONFIG_KEY}))
+        .post(
+            "/api/admin/secrets",
+            &json!({"name": "MODEL_KEY", "value": CONFIG_KEY}),
+        )
         .await;
     assert_eq!(r.status, 200);
     let r = server.get("/api/admin/secrets").await;
@@ -642,7 +702,11 @@ async fn admin_config_and_secrets_persist_and_survive_a_restart() {
         json!({"name": "A", "value": ""}),
         json!(["A", "x"]),
     ] {
-        assert_v1_error(&server.post("/api/admin/secrets", &bad).await, 400, "invalid.request");
+        assert_v1_error(
+            &server.post("/api/admin/secrets", &bad).await,
+            400,
+            "invalid.request",
+        );
     }
 
     let r = server.get("/api/admin/config").await;
@@ -700,7 +764,9 @@ async fn admin_config_and_secrets_persist_and_survive_a_restart() {
         assert_eq!(std::fs::read(&file).unwrap(), before, "{bad}");
     }
     assert_v1_error(
-        &server.post_raw("/api/admin/config", None, b"{not json").await,
+        &server
+            .post_raw("/api/admin/config", None, b"{not json")
+            .await,
         400,
         "invalid.request",
     );
@@ -718,7 +784,10 @@ async fn admin_config_and_secrets_persist_and_survive_a_restart() {
 
     // A run uses that provider, its stored key, and the config's deny list.
     let r = server
-        .post("/v1/runs", &json!({"agent_id": "agent_default", "message": "read my notes"}))
+        .post(
+            "/v1/runs",
+            &json!({"agent_id": "agent_default", "message": "read my notes"}),
+        )
         .await;
     let id = r.json()["id"].as_str().unwrap().to_string();
     let run = wait_run(&server, &id).await;
@@ -726,7 +795,13 @@ async fn admin_config_and_secrets_persist_and_survive_a_restart() {
     assert_eq!(run["provider"], "local-test");
     assert_eq!(run["model"], "cfg-model");
     let denied = &run["trace"]["tool_execution_results"][0];
-    assert!(denied["error"].as_str().unwrap().starts_with("policy.denied"), "{run}");
+    assert!(
+        denied["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy.denied"),
+        "{run}"
+    );
     let seen = model.seen();
     assert_eq!(
         seen[0].authorization.as_deref(),

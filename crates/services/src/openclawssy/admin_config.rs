@@ -166,9 +166,7 @@ impl AgentConfig {
             return Err(format!("max_turns must be between 1 and {MAX_TURNS}"));
         }
         if self.deny.len() > MAX_DENY_ENTRIES {
-            return Err(format!(
-                "deny holds at most {MAX_DENY_ENTRIES} entries"
-            ));
+            return Err(format!("deny holds at most {MAX_DENY_ENTRIES} entries"));
         }
         for entry in &self.deny {
             check_deny_entry(entry)?;
@@ -241,10 +239,7 @@ impl ConfigStore {
 
     /// The config in force.
     pub fn get(&self) -> AgentConfig {
-        self.current
-            .read()
-            .map(|c| c.0.clone())
-            .unwrap_or_default()
+        self.current.read().map(|c| c.0.clone()).unwrap_or_default()
     }
 
     /// Where the config in force came from.

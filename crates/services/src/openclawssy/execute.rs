@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use garrison_agent::run::RunLimits;
 use garrison_agent::tools::ToolLimits;
 use garrison_agent::{
-    AgentRun, AgentRunResult, AuditLog, EventSink, Lifecycle, Redactor, SandboxMode,
-    SandboxPolicy, SessionMessage, SessionRole, run_agent_with,
+    AgentRun, AgentRunResult, AuditLog, EventSink, Lifecycle, Redactor, SandboxMode, SandboxPolicy,
+    SessionMessage, SessionRole, run_agent_with,
 };
 use garrison_contracts::openclawssy::{RunEvent, RunEventType, V1RunStatus};
 use serde_json::{Map, json};
@@ -32,7 +32,10 @@ impl EventSink for BundleEvents {
 }
 
 /// `work`, unless `cancel` turns true first (`None` then).
-async fn unless_cancelled<F: Future>(cancel: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
+async fn unless_cancelled<F: Future>(
+    cancel: &mut watch::Receiver<bool>,
+    work: F,
+) -> Option<F::Output> {
     if *cancel.borrow() {
         return None;
     }
@@ -69,7 +72,9 @@ pub(super) async fn execute(
     let permit = unless_cancelled(&mut cancel, inner.slots.clone().acquire_owned()).await;
     let turn = match (&permit, &req.session_id) {
         (Some(Ok(_)), Some(sid)) => match inner.sessions.turn(sid) {
-            Ok(lock) => unless_cancelled(&mut cancel, lock.lock_owned()).await.map(Some),
+            Ok(lock) => unless_cancelled(&mut cancel, lock.lock_owned())
+                .await
+                .map(Some),
             Err(e) => {
                 store(&svc, &run_id, &req, failed(e.to_string())).await;
                 return;
@@ -98,7 +103,9 @@ pub(super) async fn execute(
     let attempt = tokio::spawn(attempt(svc.clone(), run_id.clone(), req.clone(), cancel));
     let outcome = match attempt.await {
         Ok(o) => o,
-        Err(e) => failed(format!("internal error: the run task ended abnormally: {e}")),
+        Err(e) => failed(format!(
+            "internal error: the run task ended abnormally: {e}"
+        )),
     };
     store(&svc, &run_id, &req, outcome).await;
 }
@@ -268,7 +275,9 @@ async fn store(svc: &Openclawssy, run_id: &str, req: &StartRun, outcome: Outcome
     stored.redact(redactor);
     let status = stored.record.status;
     match inner.runs.finish(stored) {
-        Ok(()) => tracing::info!(run = %run_id, agent = %req.agent_id, status = ?status, "run finished"),
+        Ok(()) => {
+            tracing::info!(run = %run_id, agent = %req.agent_id, status = ?status, "run finished")
+        }
         Err(e) => tracing::error!(run = %run_id, error = %e, "cannot store the run's final record"),
     }
 }

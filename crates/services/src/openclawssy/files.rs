@@ -131,7 +131,14 @@ mod tests {
             .unwrap();
         append_line(&path, &serde_json::json!({"n": 3})).unwrap();
         let lines: Vec<serde_json::Value> = read_lines(&path).unwrap();
-        assert_eq!(lines, [serde_json::json!({"n": 1}), serde_json::json!({"n": 3})]);
-        assert!(read_lines::<serde_json::Value>(&dir.path().join("none")).unwrap().is_empty());
+        assert_eq!(
+            lines,
+            [serde_json::json!({"n": 1}), serde_json::json!({"n": 3})]
+        );
+        assert!(
+            read_lines::<serde_json::Value>(&dir.path().join("none"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -33,7 +33,11 @@ impl EnvProvider {
     /// Read from the process environment; `None` unless both the base URL
     /// and the model are set.
     pub fn from_env() -> Option<EnvProvider> {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        let var = |name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
         Some(EnvProvider {
             base_url: var(BASE_URL_ENV)?,
             model: var(MODEL_ENV)?,

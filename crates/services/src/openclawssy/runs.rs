@@ -354,7 +354,10 @@ mod tests {
         done.record.status = V1RunStatus::Completed;
         done.record.output = Some("ok".into());
         store.finish(done).unwrap();
-        assert_eq!(store.get("run_a").unwrap().record.status, V1RunStatus::Queued);
+        assert_eq!(
+            store.get("run_a").unwrap().record.status,
+            V1RunStatus::Queued
+        );
         assert!(handles.finished.borrow().is_none());
         // The process "dies" here: nothing more is written for a and b.
         drop(store);
@@ -373,8 +376,14 @@ mod tests {
             again.get("run_a").unwrap().record.error,
             reopened.get("run_a").unwrap().record.error
         );
-        assert_eq!(again.get("run_c").unwrap().record.output.as_deref(), Some("ok"));
+        assert_eq!(
+            again.get("run_c").unwrap().record.output.as_deref(),
+            Some("ok")
+        );
         assert_eq!(again.recent(10).len(), 3);
-        assert!(matches!(again.get("run_zz"), Err(OpenclawssyError::NotFound(_))));
+        assert!(matches!(
+            again.get("run_zz"),
+            Err(OpenclawssyError::NotFound(_))
+        ));
     }
 }

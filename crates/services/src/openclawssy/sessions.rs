@@ -343,9 +343,7 @@ impl SessionStore {
                 current: index.current.get(&s.key) == Some(id),
             })
             .collect();
-        out.sort_by(|a, b| {
-            (&b.updated_at, &b.session_id).cmp(&(&a.updated_at, &a.session_id))
-        });
+        out.sort_by(|a, b| (&b.updated_at, &b.session_id).cmp(&(&a.updated_at, &a.session_id)));
         Ok(out)
     }
 }
@@ -374,12 +372,8 @@ impl Index {
                     tracing::warn!(session = %session_id, "ignoring an invalid or repeated session in the index");
                     return Ok(());
                 }
-                let key = SessionKey::new(
-                    agent_id,
-                    &user_id,
-                    room_id.as_deref(),
-                    channel.as_deref(),
-                );
+                let key =
+                    SessionKey::new(agent_id, &user_id, room_id.as_deref(), channel.as_deref());
                 let path = dir.join(format!("{session_id}.jsonl"));
                 let messages: Vec<StoredMessage> =
                     files::read_lines(&path).map_err(|e| OpenclawssyError::io(&path, e))?;
