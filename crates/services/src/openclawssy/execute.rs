@@ -69,9 +69,10 @@ pub(super) async fn execute(
     mut cancel: watch::Receiver<bool>,
 ) {
     let inner = &svc.inner;
-    let permit = unless_cancelled(&mut cancel, inner.slots.clone().acquire_owned()).await;
-    let turn = match (&permit, &req.session_id) {
-        (Some(Ok(_)), Some(sid)) => match inner.sessions.turn(sid) {
+    // The session's turn first, so runs waiting behind another run of their
+    // session hold no slot that runs of other sessions could use.
+    let turn = match &req.session_id {
+        Some(sid) => match inner.sessions.turn(sid) {
             Ok(lock) => unless_cancelled(&mut cancel, lock.lock_owned())
                 .await
                 .map(Some),
@@ -80,10 +81,15 @@ pub(super) async fn execute(
                 return;
             }
         },
-        (Some(Ok(_)), None) => Some(None),
-        _ => None,
+        None => Some(None),
     };
-    let Some(_turn) = turn else {
+    let permit = match &turn {
+        Some(_) => unless_cancelled(&mut cancel, inner.slots.clone().acquire_owned())
+            .await
+            .and_then(Result::ok),
+        None => None,
+    };
+    let (Some(_turn), Some(_permit)) = (turn, permit) else {
         store(
             &svc,
             &run_id,

@@ -309,6 +309,161 @@ fn agent_paths(data_dir: &Path, agent_id: &str) -> Result<AgentPaths, Openclawss
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use garrison_contracts::openclawssy::ChatMessageRequest;
+
+    fn start(agent: &str, session_id: Option<String>) -> StartRun {
+        StartRun {
+            agent_id: agent.into(),
+            message: "Generate status report".into(),
+            source: "scheduler".into(),
+            session_id,
+        }
+    }
+
+    /// The scheduler's entry point: a run without any provider still ends
+    /// in a stored, audited record that its waiter receives.
+    #[tokio::test]
+    async fn a_started_run_always_ends_in_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = Openclawssy::open(dir.path(), Settings::default()).unwrap();
+        let mut started = svc.start_run(start("agent_default", None)).await.unwrap();
+        assert!(dir.path().join("agents/agent_default/workspace").is_dir());
+        let record = started
+            .finished
+            .wait_for(Option::is_some)
+            .await
+            .unwrap()
+            .clone()
+            .unwrap();
+        assert_eq!(record.id, started.run_id);
+        assert_eq!(record.source, "scheduler");
+        assert_eq!(record.status, V1RunStatus::Failed);
+        assert!(
+            record
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("GARRISON_LLM_BASE_URL"),
+            "{record:?}"
+        );
+        let stored = svc.run(&started.run_id).unwrap();
+        assert_eq!(stored.record, record);
+        assert!(stored.finished_at.is_some());
+        let bundle = dir
+            .path()
+            .join("agents/agent_default/runs")
+            .join(&started.run_id);
+        assert!(bundle.join("record.json").is_file());
+        let kinds: Vec<String> =
+            files::read_lines::<serde_json::Value>(&bundle.join("events.jsonl"))
+                .unwrap()
+                .iter()
+                .map(|e| e["event_type"].as_str().unwrap().to_string())
+                .collect();
+        assert_eq!(kinds, ["run.created", "run.started", "run.failed"]);
+        assert_eq!(svc.status().runs[0].id, started.run_id);
+
+        for bad in [
+            start("../x", None),
+            start("a b", None),
+            StartRun {
+                message: " ".into(),
+                ..start("agent_default", None)
+            },
+            StartRun {
+                source: String::new(),
+                ..start("agent_default", None)
+            },
+        ] {
+            assert!(matches!(
+                svc.start_run(bad).await,
+                Err(OpenclawssyError::Invalid(_))
+            ));
+        }
+        assert!(matches!(
+            svc.start_run(start("agent_default", Some("session_nope".into())))
+                .await,
+            Err(OpenclawssyError::NotFound(_))
+        ));
+        // A session belongs to its agent.
+        let reply = svc
+            .chat(ChatMessageRequest {
+                user_id: "u".into(),
+                room_id: None,
+                channel: None,
+                agent_id: "agent_default".into(),
+                message: "/new".into(),
+            })
+            .await
+            .unwrap();
+        let ChatReply::Immediate {
+            session_id: Some(sid),
+            ..
+        } = reply
+        else {
+            panic!("{reply:?}");
+        };
+        assert!(matches!(
+            svc.start_run(start("other_agent", Some(sid))).await,
+            Err(OpenclawssyError::NotFound(_))
+        ));
+
+        svc.shutdown(Duration::from_secs(5)).await;
+        assert!(matches!(
+            svc.start_run(start("agent_default", None)).await,
+            Err(OpenclawssyError::Unavailable(_))
+        ));
+    }
+
+    /// Shutdown cancels a run stuck on its model and stores its record.
+    #[tokio::test]
+    async fn shutdown_cancels_live_runs_and_stores_them() {
+        // Accepts connections and never answers: the model request hangs.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            env_provider: Some(EnvProvider {
+                base_url: format!("http://{addr}/v1"),
+                model: "m".into(),
+                api_key: None,
+            }),
+            ..Settings::default()
+        };
+        let svc = Openclawssy::open(dir.path(), settings.clone()).unwrap();
+        let mut started = svc.start_run(start("agent_default", None)).await.unwrap();
+        // Wait until the run is in its model request.
+        let events = dir
+            .path()
+            .join("agents/agent_default/runs")
+            .join(&started.run_id)
+            .join("events.jsonl");
+        for _ in 0..400 {
+            if std::fs::read_to_string(&events).is_ok_and(|t| t.contains("model.requested")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            svc.run(&started.run_id).unwrap().record.status,
+            V1RunStatus::Running
+        );
+        svc.shutdown(Duration::from_secs(10)).await;
+        let record = started.finished.borrow_and_update().clone().unwrap();
+        assert_eq!(record.status, V1RunStatus::Cancelled);
+        held.abort();
+        // Stored as such: a new process reads it back unchanged.
+        let again = Openclawssy::open(dir.path(), settings).unwrap();
+        assert_eq!(again.run(&started.run_id).unwrap().record, record);
+    }
+
     #[test]
     fn times_have_a_fixed_width() {
         let t = super::now();
