@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::v1::{V1Error, V1Query, json_object, service};
+use crate::v1::{V1Error, V1Json, V1Query, json_object, service};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,13 +45,12 @@ pub async fn get_config(State(state): State<AppState>) -> Result<axum::Json<Valu
 /// stored config as `GET` shows it.
 pub async fn set_config(
     State(state): State<AppState>,
-    req: Request,
+    V1Json(config): V1Json<AgentConfig>,
 ) -> Result<axum::Json<Value>, V1Error> {
-    let svc = service(&state)?;
-    let body = json_object(req, &()).await?;
-    let bytes = serde_json::to_vec(&body).map_err(|e| V1Error::invalid(e.to_string()))?;
-    let config = AgentConfig::parse(&bytes)?;
-    let svc = svc.clone();
+    let svc = service(&state)?.clone();
+    config
+        .validate()
+        .map_err(|e| V1Error::invalid(format!("invalid config: {e}")))?;
     let stored = config.clone();
     tokio::task::spawn_blocking(move || svc.set_config(stored))
         .await
