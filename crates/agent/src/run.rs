@@ -99,6 +99,9 @@ pub struct AgentRun {
     pub cancel: Option<watch::Receiver<bool>>,
     /// Confinement of `shell.exec`.
     pub sandbox: SandboxPolicy,
+    /// Workspace-relative prefixes no tool may touch, besides the defaults
+    /// (`.git`).
+    pub deny: Vec<String>,
 }
 
 impl AgentRun {
@@ -125,6 +128,7 @@ impl AgentRun {
             system_prompt: None,
             cancel: None,
             sandbox: SandboxPolicy::default(),
+            deny: Vec::new(),
         }
     }
 }
@@ -281,6 +285,11 @@ async fn run_agent_with_keys<M: Model>(
     let mut tools = ToolRuntime::new(&run.workspace);
     tools.limits = run.limits.tools;
     tools.sandbox = run.sandbox;
+    for entry in &run.deny {
+        if !tools.deny.contains(entry) {
+            tools.deny.push(entry.clone());
+        }
+    }
     let spec = LoopSpec {
         run_id: run.run_id.clone(),
         agent_id: run.agent_id.clone(),

@@ -23,7 +23,7 @@ const SERVICES: &[(&str, bool)] = &[
     ("learning", false),
     ("milestones", true),
     ("scheduler", false),
-    ("v1", false),
+    ("v1", true),
 ];
 
 /// The services that make up the orchestration block.
@@ -78,6 +78,13 @@ duty officer, sentinel) run as one block with [orchestration] settings, unit
 them (splitting them across nodes is not built yet). `--services ledger`
 leaves them off: their routes then answer 503.
 
+The Openclawssy surface (`v1`) serves POST /v1/runs, GET /v1/runs/{id},
+POST /v1/chat/messages and /api/admin/* (status, config, secrets, chat
+sessions). Runs work in <data-dir>/agents/<agent_id>/workspace with the
+provider from POST /api/admin/config, else GARRISON_LLM_BASE_URL,
+GARRISON_LLM_MODEL and GARRISON_LLM_API_KEY; secrets posted to
+/api/admin/secrets live in <data-dir>/secrets.json (mode 0600).
+
 SIGTERM or Ctrl-C stops accepting, finishes in-flight requests and flushes the
 ledger before exiting.")]
 pub struct ServeArgs {
@@ -112,7 +119,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if !missing.is_empty() {
         for s in missing {
             eprintln!(
-                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones and the orchestration services)"
+                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones, v1 and the orchestration services)"
             );
         }
         return Ok(ExitCode::from(2));
@@ -139,6 +146,12 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .iter()
             .any(|s| ORCHESTRATION.contains(&s.as_str()) || s == "all");
     config.orchestration = runs_orchestration.then_some(settings.orchestration);
+    // The /v1 run service and admin API; its default provider comes from GARRISON_LLM_*.
+    let runs_v1 = services.is_empty() || services.iter().any(|s| s == "all" || s == "v1");
+    config.openclawssy = runs_v1.then(|| garrison_server::OpenclawssySettings {
+        env_provider: garrison_server::EnvProvider::from_env(),
+        ..garrison_server::OpenclawssySettings::default()
+    });
     let runtime = crate::runtime()?;
     runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
     Ok(ExitCode::SUCCESS)

@@ -349,9 +349,15 @@ struct Serve {
 impl Serve {
     /// Starts `garrison serve`; `listen` comes from garrison.toml in the data dir.
     fn start(dir: &Path) -> Serve {
+        Serve::start_with_env(dir, &[])
+    }
+
+    /// [`Serve::start`] with extra environment variables.
+    fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Serve {
         std::fs::write(dir.join("garrison.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();
         let mut child = garrison()
             .env("GARRISON_HOME", dir)
+            .envs(env.iter().copied())
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -429,6 +435,21 @@ fn post(addr: &str, token: &str, path: &str, body: &Value) -> (u16, Value) {
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = raw.split("\r\n\r\n").nth(1).unwrap();
+    (status, serde_json::from_str(json).unwrap())
+}
+
+/// GETs with a bearer token; returns (status, body JSON).
+fn get(addr: &str, token: &str, path: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -862,4 +883,57 @@ fn json_log_format_writes_one_object_per_line() {
     for l in &logs {
         assert!(l["level"].is_string() && l["fields"].is_object(), "{l}");
     }
+}
+
+/// `garrison serve` answers `/v1` by default, with the model from
+/// `GARRISON_LLM_*`, working in the agent's workspace under the data dir.
+#[test]
+fn serve_runs_v1_agents_with_the_environment_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (base, seen) = model_server();
+    let s = Serve::start_with_env(
+        d,
+        &[
+            ("GARRISON_LLM_BASE_URL", base.as_str()),
+            ("GARRISON_LLM_MODEL", "test-model"),
+            ("GARRISON_LLM_API_KEY", "test-key-for-v1"),
+        ],
+    );
+    let token = std::fs::read_to_string(d.join("api-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (st, body) = get(&s.addr, &token, "/api/admin/status");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["provider"]["source"], "environment", "{body}");
+    assert_eq!(body["provider"]["model"], "test-model", "{body}");
+    assert!(!body.to_string().contains("test-key-for-v1"));
+
+    let (st, body) = post(
+        &s.addr,
+        &token,
+        "/v1/runs",
+        &json!({"agent_id": "agent_default", "message": "Write hello.txt"}),
+    );
+    assert_eq!(st, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let mut run = Value::Null;
+    for _ in 0..400 {
+        let (st, body) = get(&s.addr, &token, &format!("/v1/runs/{id}"));
+        assert_eq!(st, 200, "{body}");
+        run = body;
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"], "Wrote hello.txt.");
+    assert_eq!(
+        std::fs::read_to_string(d.join("agents/agent_default/workspace/hello.txt")).unwrap(),
+        "hello from the model\n"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    s.stop();
 }

@@ -565,6 +565,10 @@ pub struct ChatMessageRequest {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
+    /// Where the conversation happens (`web`, `slack`, …); part of the
+    /// session key with the user and room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub agent_id: String,
     pub message: String,
 }

@@ -235,12 +235,17 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     if crate::dashboard::is_dashboard_path(req.uri().path()) {
         return crate::dashboard::session::gate(&state, req, next).await;
     }
-    match bearer(req.headers()) {
-        None => {
-            ApiError::unauthorized("missing `Authorization: Bearer <token>` header").into_response()
+    let refuse = |message: &str| {
+        if crate::v1::is_openclawssy_path(req.uri().path()) {
+            crate::v1::V1Error::unauthorized(message).into_response()
+        } else {
+            ApiError::unauthorized(message).into_response()
         }
+    };
+    match bearer(req.headers()) {
+        None => refuse("missing `Authorization: Bearer <token>` header"),
         Some(t) if state.token.matches(t) => next.run(req).await,
-        Some(_) => ApiError::unauthorized("invalid API token").into_response(),
+        Some(_) => refuse("invalid API token"),
     }
 }
 

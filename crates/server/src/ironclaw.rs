@@ -246,19 +246,22 @@ fn from_status(status: StatusCode, message: String) -> ApiError {
     ApiError::new(status, code_for(status), message)
 }
 
-/// Router fallback: unknown routes answer 404 in the envelope.
-pub async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.uri().path()
-    ))
+/// Router fallback: unknown routes answer 404 in the envelope (in the
+/// Openclawssy shape under its paths).
+pub async fn not_found(req: Request) -> Response {
+    let message = format!("no route for {} {}", req.method(), req.uri().path());
+    if crate::v1::is_openclawssy_path(req.uri().path()) {
+        crate::v1::V1Error::not_found(message).into_response()
+    } else {
+        ApiError::not_found(message).into_response()
+    }
 }
 
 /// Error responses produced outside our handlers (axum's 405, tower-http's
 /// 413 for an oversized `Content-Length`, …) come with plain-text bodies;
 /// rewrap them so every error on this listener has the envelope shape.
 pub async fn envelope_errors(req: Request, next: Next) -> Response {
+    let openclawssy = crate::v1::is_openclawssy_path(req.uri().path());
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -282,7 +285,11 @@ pub async fn envelope_errors(req: Request, next: Next) -> Response {
             .unwrap_or("request failed")
             .to_string(),
     };
-    let mut out = from_status(status, text).into_response();
+    let mut out = if openclawssy {
+        crate::v1::V1Error::from_status(status, text).into_response()
+    } else {
+        from_status(status, text).into_response()
+    };
     // Keep headers such as `Allow` on a 405.
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {

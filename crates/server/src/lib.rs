@@ -5,6 +5,7 @@
 //! serve until shutdown, drain in-flight requests, then close the ledger so
 //! every acknowledged append is on disk.
 
+pub mod admin;
 pub mod appleseed;
 pub mod auth;
 pub mod dashboard;
@@ -17,6 +18,7 @@ pub mod milestones;
 pub mod openapi;
 pub mod orchestration;
 pub mod route_table;
+pub mod v1;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +37,9 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
 pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
+pub use garrison_services::openclawssy::{
+    EnvProvider, Openclawssy, Settings as OpenclawssySettings,
+};
 pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
 pub use milestones::MilestoneSettings;
 pub use route_table::{Route, Routes};
@@ -57,6 +62,8 @@ pub struct AppState {
     /// The orchestration services; `None` on a node that does not run them
     /// (their routes answer 503).
     pub orchestrator: Option<Arc<Orchestrator>>,
+    /// The `/v1` run service and admin API; `None`: those routes answer 503.
+    pub openclawssy: Option<Openclawssy>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -71,8 +78,15 @@ impl AppState {
             milestones: Arc::new(MilestoneSettings::default()),
             data_dir: None,
             orchestrator: None,
+            openclawssy: None,
             shutdown: None,
         }
+    }
+
+    /// The same state with the `/v1` run service and admin API.
+    pub fn with_openclawssy(mut self, service: Openclawssy) -> Self {
+        self.openclawssy = Some(service);
+        self
     }
 
     /// The same state with the orchestration services.
@@ -126,6 +140,8 @@ pub fn routes(body_limit: usize) -> Routes {
         .merge(metrics::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())
+        .merge(v1::routes())
+        .merge(admin::routes())
         .map_router(|r| {
             r.fallback(ironclaw::not_found)
                 .layer(RequestBodyLimitLayer::new(body_limit))
@@ -177,6 +193,9 @@ pub struct ServeConfig {
     /// The orchestration services (CO, queue, workers, patrols); `None`
     /// leaves them off this node.
     pub orchestration: Option<OrchestrationSettings>,
+    /// The `/v1` run service and admin API over `data_dir/agents`; `None`
+    /// leaves them off this node.
+    pub openclawssy: Option<OpenclawssySettings>,
 }
 
 impl ServeConfig {
@@ -191,6 +210,7 @@ impl ServeConfig {
             outbox: OutboxConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             orchestration: None,
+            openclawssy: Some(OpenclawssySettings::default()),
         }
     }
 }
@@ -225,6 +245,8 @@ pub enum ServeError {
     },
     #[error("cannot start orchestration: {0}")]
     Orchestration(String),
+    #[error("cannot start the /v1 run service: {0}")]
+    Openclawssy(String),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -347,6 +369,13 @@ async fn run(
         }
         None => None,
     };
+    let openclawssy = match config.openclawssy.clone() {
+        Some(settings) => Some(
+            Openclawssy::open(&config.data_dir, settings)
+                .map_err(|e| ServeError::Openclawssy(e.to_string()))?,
+        ),
+        None => None,
+    };
     let workers = orchestrator
         .clone()
         .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
@@ -356,6 +385,7 @@ async fn run(
         milestones: Arc::new(config.milestones.clone()),
         data_dir: Some(Arc::new(config.data_dir.clone())),
         orchestrator: orchestrator.clone(),
+        openclawssy: openclawssy.clone(),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);
@@ -393,6 +423,12 @@ async fn run(
             Ok(())
         }
     };
+    // Live `/v1` runs are cancelled and get the drain timeout to store
+    // their records; one still running after that is recorded as
+    // interrupted on the next start.
+    if let Some(service) = &openclawssy {
+        service.shutdown(config.drain_timeout).await;
+    }
     // The outbox saw the same shutdown signal (or its sender dropping); wait
     // for it so its last steps are appended before the ledger closes.
     if let Some(outbox) = outbox
