@@ -22,7 +22,7 @@ const SERVICES: &[(&str, bool)] = &[
     ("sentinel", true),
     ("learning", false),
     ("milestones", true),
-    ("scheduler", false),
+    ("scheduler", true),
     ("v1", false),
 ];
 
@@ -78,6 +78,9 @@ duty officer, sentinel) run as one block with [orchestration] settings, unit
 them (splitting them across nodes is not built yet). `--services ledger`
 leaves them off: their routes then answer 503.
 
+Scheduler jobs (`garrison jobs`, /api/admin/jobs) are served by every node
+and fired by nodes running `scheduler` (part of `all`) that can start runs.
+
 SIGTERM or Ctrl-C stops accepting, finishes in-flight requests and flushes the
 ledger before exiting.")]
 pub struct ServeArgs {
@@ -112,7 +115,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if !missing.is_empty() {
         for s in missing {
             eprintln!(
-                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones and the orchestration services)"
+                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones, scheduler and the orchestration services)"
             );
         }
         return Ok(ExitCode::from(2));
@@ -139,6 +142,9 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             .iter()
             .any(|s| ORCHESTRATION.contains(&s.as_str()) || s == "all");
     config.orchestration = runs_orchestration.then_some(settings.orchestration);
+    // Every node serves the jobs API; only scheduler nodes fire jobs.
+    config.fire_jobs =
+        services.is_empty() || services.iter().any(|s| s == "all" || s == "scheduler");
     let runtime = crate::runtime()?;
     runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
     Ok(ExitCode::SUCCESS)

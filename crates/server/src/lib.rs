@@ -10,6 +10,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod events_api;
 pub mod ironclaw;
+pub mod jobs;
 pub mod learning;
 pub mod ledger_routes;
 pub mod metrics;
@@ -32,6 +33,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{ApiToken, TokenError, TokenSource};
 pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
 pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
+pub use garrison_services::scheduler::{RunLauncher, Scheduler};
 pub use milestones::MilestoneSettings;
 
 /// Default request body limit: 1 MiB.
@@ -52,6 +54,8 @@ pub struct AppState {
     /// The orchestration services; `None` on a node that does not run them
     /// (their routes answer 503).
     pub orchestrator: Option<Arc<Orchestrator>>,
+    /// Scheduler jobs; `None`: the jobs routes answer 503.
+    pub scheduler: Option<Arc<Scheduler>>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -66,8 +70,15 @@ impl AppState {
             milestones: Arc::new(MilestoneSettings::default()),
             data_dir: None,
             orchestrator: None,
+            scheduler: None,
             shutdown: None,
         }
+    }
+
+    /// The same state with scheduler jobs.
+    pub fn with_scheduler(mut self, scheduler: Arc<Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
     }
 
     /// The same state with the orchestration services.
@@ -118,6 +129,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .merge(appleseed::routes())
         .merge(learning::routes())
         .merge(orchestration::routes())
+        .merge(jobs::routes())
         .merge(metrics::routes())
         .merge(dashboard::routes())
         .fallback(ironclaw::not_found)
@@ -157,6 +169,22 @@ pub struct ServeConfig {
     /// The orchestration services (CO, queue, workers, patrols); `None`
     /// leaves them off this node.
     pub orchestration: Option<OrchestrationSettings>,
+    /// Whether this node fires scheduler jobs (it needs a launcher too).
+    /// The jobs API is served either way.
+    pub fire_jobs: bool,
+    /// What starts the runs that scheduler jobs fire. Without one, jobs are
+    /// stored and shown but this node fires none.
+    pub run_launcher: Option<LauncherRef>,
+}
+
+/// A shared [`RunLauncher`] (`Debug` for [`ServeConfig`]).
+#[derive(Clone)]
+pub struct LauncherRef(pub Arc<dyn RunLauncher>);
+
+impl std::fmt::Debug for LauncherRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunLauncher")
+    }
 }
 
 impl ServeConfig {
@@ -171,7 +199,15 @@ impl ServeConfig {
             outbox: OutboxConfig::default(),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             orchestration: None,
+            fire_jobs: true,
+            run_launcher: None,
         }
+    }
+
+    /// The same config with `launcher` starting the runs of scheduler jobs.
+    pub fn with_launcher(mut self, launcher: Arc<dyn RunLauncher>) -> Self {
+        self.run_launcher = Some(LauncherRef(launcher));
+        self
     }
 }
 
@@ -330,12 +366,28 @@ async fn run(
     let workers = orchestrator
         .clone()
         .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
+    let scheduler = Scheduler::new(ledger.clone());
+    let firing = match (&config.run_launcher, config.fire_jobs) {
+        (Some(LauncherRef(launcher)), true) => {
+            let runner = scheduler.runner(launcher.clone());
+            Some(tokio::spawn(runner.run(
+                down_rx.clone(),
+                garrison_services::scheduler::DEFAULT_POLL,
+            )))
+        }
+        (None, true) => {
+            tracing::info!("no run launcher on this node: scheduler jobs are stored but not fired here");
+            None
+        }
+        (_, false) => None,
+    };
     let state = AppState {
         ledger,
         token,
         milestones: Arc::new(config.milestones.clone()),
         data_dir: Some(Arc::new(config.data_dir.clone())),
         orchestrator: orchestrator.clone(),
+        scheduler: Some(scheduler),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);
@@ -379,6 +431,12 @@ async fn run(
         && let Err(e) = outbox.await
     {
         tracing::error!(error = %e, "milestone outbox panicked");
+    }
+    // The firing loop records how interrupted fires ended before the ledger closes.
+    if let Some(firing) = firing
+        && let Err(e) = firing.await
+    {
+        tracing::error!(error = %e, "scheduler panicked");
     }
     // Likewise the feed, so its position is saved before the ledger closes.
     if let Some(feed) = feed

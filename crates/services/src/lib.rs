@@ -1,10 +1,11 @@
 //! The services (CO, observer, integration, duty officer, sentinel, learning, milestones, scheduler):
 //! logic over the ledger, vault and agent crates.
 //!
-//! Built so far: `appleseed` (the local learning state: runtime event ingest,
-//! projection, openclaw-import and reports), `milestones` (the outbound
-//! milestone emitter) and `http_client` (the plain-HTTP client both the CLI and
-//! the emitter use). The orchestration issues build the rest.
+//! `appleseed` (the local learning state: runtime event ingest, projection,
+//! openclaw-import and reports), `milestones` (the outbound milestone
+//! emitter), `orchestration`, `learning`, `scheduler` (jobs that start agent
+//! runs on `@every` intervals or at one-shot times) and `http_client` (the
+//! plain-HTTP client the CLI and the emitter use).
 
 pub mod appleseed;
 pub mod http_client;
@@ -12,4 +13,5 @@ pub mod learning;
 pub mod metrics;
 pub mod milestones;
 pub mod orchestration;
+pub mod scheduler;
 mod values;
