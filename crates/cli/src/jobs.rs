@@ -52,13 +52,15 @@ pub struct JobsArgs {
 #[derive(Debug, Subcommand)]
 pub enum JobsCmd {
     /// List jobs with their next run and last outcome
-    #[command(after_help = "Columns: JOB, SCHEDULE, ENABLED, NEXT RUN (UTC; - when disabled or
+    #[command(
+        after_help = "Columns: JOB, SCHEDULE, ENABLED, NEXT RUN (UTC; - when disabled or
 done), LAST OUTCOME (completed, failed: reason, launch failed: reason,
 running, missed, …) and FIRES. --json prints the server's answer instead.
 
 Examples:
   garrison jobs list
-  garrison jobs list --json")]
+  garrison jobs list --json"
+    )]
     List {
         /// Print the JSON answer instead of a table
         #[arg(long)]
@@ -333,7 +335,11 @@ fn table(jobs: &[Value]) -> String {
         "FIRES".into(),
     ]];
     for j in jobs {
-        let enabled = if j["enabled"] == Value::Bool(true) { "yes" } else { "no" };
+        let enabled = if j["enabled"] == Value::Bool(true) {
+            "yes"
+        } else {
+            "no"
+        };
         let mut outcome = cell(&j["last_outcome"]);
         if outcome.chars().count() > 60 {
             outcome = outcome.chars().take(59).chain(['…']).collect();
@@ -378,9 +384,18 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("JOB       SCHEDULE"), "{t}");
-        assert!(lines[0].contains("NEXT RUN") && lines[0].contains("LAST OUTCOME"), "{t}");
-        assert!(lines[1].contains("2026-03-01T10:00:00.000Z") && lines[1].contains("yes"), "{t}");
-        assert!(lines[2].contains("failed: model unavailable") && lines[2].contains("no"), "{t}");
+        assert!(
+            lines[0].contains("NEXT RUN") && lines[0].contains("LAST OUTCOME"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("2026-03-01T10:00:00.000Z") && lines[1].contains("yes"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("failed: model unavailable") && lines[2].contains("no"),
+            "{t}"
+        );
         assert_eq!(table(&[]), "no jobs\n");
     }
 }

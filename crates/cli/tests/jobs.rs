@@ -143,23 +143,49 @@ fn jobs_commands_against_a_running_server() {
     let table = text(&o.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
-    for col in ["JOB", "SCHEDULE", "ENABLED", "NEXT RUN", "LAST OUTCOME", "FIRES"] {
+    for col in [
+        "JOB",
+        "SCHEDULE",
+        "ENABLED",
+        "NEXT RUN",
+        "LAST OUTCOME",
+        "FIRES",
+    ] {
         assert!(lines[0].contains(col), "{table}");
     }
-    let report = lines.iter().find(|l| l.starts_with("daily-report")).unwrap();
-    assert!(report.contains("@every 24h") && report.contains("yes") && report.contains(&next), "{table}");
-    let launch = lines.iter().find(|l| l.starts_with("launch-check")).unwrap();
-    assert!(launch.contains("2030-06-01T09:00:00Z") && launch.contains("no"), "{table}");
+    let report = lines
+        .iter()
+        .find(|l| l.starts_with("daily-report"))
+        .unwrap();
+    assert!(
+        report.contains("@every 24h") && report.contains("yes") && report.contains(&next),
+        "{table}"
+    );
+    let launch = lines
+        .iter()
+        .find(|l| l.starts_with("launch-check"))
+        .unwrap();
+    assert!(
+        launch.contains("2030-06-01T09:00:00Z") && launch.contains("no"),
+        "{table}"
+    );
     let listed = ok_json(data, url, &["list", "--json"]);
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 2);
 
     let shown = ok_json(data, url, &["show", "daily-report"]);
     assert_eq!(shown, created);
-    let updated = ok_json(data, url, &["update", "daily-report", "--schedule", "@every 12h"]);
+    let updated = ok_json(
+        data,
+        url,
+        &["update", "daily-report", "--schedule", "@every 12h"],
+    );
     assert_eq!(updated["schedule"], "@every 12h");
     assert_eq!(updated["message"], "Generate the status report");
     let disabled = ok_json(data, url, &["disable", "daily-report"]);
-    assert_eq!((disabled["enabled"].clone(), disabled["state"].clone()), (Value::Bool(false), "disabled".into()));
+    assert_eq!(
+        (disabled["enabled"].clone(), disabled["state"].clone()),
+        (Value::Bool(false), "disabled".into())
+    );
     let enabled = ok_json(data, url, &["enable", "launch-check"]);
     assert_eq!(enabled["next_run_at"], "2030-06-01T09:00:00.000Z");
     let fires = ok_json(data, url, &["fires", "daily-report"]);
@@ -169,23 +195,52 @@ fn jobs_commands_against_a_running_server() {
     let e = fails(
         data,
         url,
-        &["create", "--id", "hourly", "--agent", "a", "--schedule", "0 * * * *", "--message", "m"],
+        &[
+            "create",
+            "--id",
+            "hourly",
+            "--agent",
+            "a",
+            "--schedule",
+            "0 * * * *",
+            "--message",
+            "m",
+        ],
     );
-    assert!(e.contains("HTTP 400") && e.contains("invalid.request"), "{e}");
+    assert!(
+        e.contains("HTTP 400") && e.contains("invalid.request"),
+        "{e}"
+    );
     assert!(e.contains("cron expressions are not supported"), "{e}");
     let e = fails(
         data,
         url,
-        &["create", "--id", "daily-report", "--agent", "a", "--schedule", "@every 1h", "--message", "m"],
+        &[
+            "create",
+            "--id",
+            "daily-report",
+            "--agent",
+            "a",
+            "--schedule",
+            "@every 1h",
+            "--message",
+            "m",
+        ],
     );
-    assert!(e.contains("HTTP 409") && e.contains("already exists"), "{e}");
+    assert!(
+        e.contains("HTTP 409") && e.contains("already exists"),
+        "{e}"
+    );
     let e = fails(data, url, &["update", "daily-report"]);
     assert!(e.contains("nothing to change"), "{e}");
 
     let deleted = ok_json(data, url, &["delete", "daily-report"]);
     assert_eq!(deleted["deleted"], true);
     let e = fails(data, url, &["show", "daily-report"]);
-    assert!(e.contains("HTTP 404") && e.contains("no job `daily-report`"), "{e}");
+    assert!(
+        e.contains("HTTP 404") && e.contains("no job `daily-report`"),
+        "{e}"
+    );
 
     // Without a token the server says so.
     let o = garrison()
@@ -202,10 +257,20 @@ fn jobs_commands_against_a_running_server() {
 fn jobs_help_and_an_unreachable_server() {
     let o = garrison().args(["jobs", "--help"]).output().unwrap();
     let h = text(&o.stdout);
-    for needle in ["Examples:", "@every", "RFC3339", "Cron expressions are refused", "missed", "--server"] {
+    for needle in [
+        "Examples:",
+        "@every",
+        "RFC3339",
+        "Cron expressions are refused",
+        "missed",
+        "--server",
+    ] {
         assert!(h.contains(needle), "jobs --help lacks {needle}:\n{h}");
     }
-    let o = garrison().args(["jobs", "create", "--help"]).output().unwrap();
+    let o = garrison()
+        .args(["jobs", "create", "--help"])
+        .output()
+        .unwrap();
     assert!(text(&o.stdout).contains("--file"), "{}", text(&o.stdout));
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on.

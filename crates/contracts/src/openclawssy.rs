@@ -552,8 +552,9 @@ fn looks_like_cron(s: &str) -> bool {
     let fields = s.split_whitespace().count();
     (5..=7).contains(&fields)
         && s.split_whitespace().all(|f| {
-            f.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '?' | '#'))
+            f.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '?' | '#')
+            })
         })
 }
 
@@ -1014,7 +1015,10 @@ mod tests {
             ("@every -1m", "must be positive"),
             ("@every 500ms", "shortest interval is 1s"),
             ("@every", "needs a duration"),
-            ("@every 5 minutes", "time: unknown unit \" minutes\" in duration \"5 minutes\""),
+            (
+                "@every 5 minutes",
+                "time: unknown unit \" minutes\" in duration \"5 minutes\"",
+            ),
             ("@every 1d", "unknown unit \"d\""),
             ("@every 5", "missing unit"),
             ("@every 9999999999h", "invalid duration"),

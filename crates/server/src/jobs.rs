@@ -13,9 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use garrison_contracts::openclawssy::ErrorBody;
-use garrison_services::scheduler::{
-    FireView, JobInput, JobView, Scheduler, SchedulerError,
-};
+use garrison_services::scheduler::{FireView, JobInput, JobView, Scheduler, SchedulerError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

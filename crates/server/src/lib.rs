@@ -376,7 +376,9 @@ async fn run(
             )))
         }
         (None, true) => {
-            tracing::info!("no run launcher on this node: scheduler jobs are stored but not fired here");
+            tracing::info!(
+                "no run launcher on this node: scheduler jobs are stored but not fired here"
+            );
             None
         }
         (_, false) => None,

@@ -51,7 +51,9 @@ async fn jobs_crud_and_error_shapes() {
     let r = s.post("/api/admin/jobs", &example).await;
     assert_eq!(r.status, 201, "{}", r.json());
     let created = r.json();
-    for field in ["job_id", "agent_id", "schedule", "message", "mode", "notify", "enabled", "timezone"] {
+    for field in [
+        "job_id", "agent_id", "schedule", "message", "mode", "notify", "enabled", "timezone",
+    ] {
         assert_eq!(created[field], example[field], "{field}");
     }
     // Times are the server's, not the caller's.
@@ -72,31 +74,58 @@ async fn jobs_crud_and_error_shapes() {
 
     // Bad inputs: each named.
     let mut cron = job("c", "0 * * * *");
-    let m = assert_oc_error(&s.post("/api/admin/jobs", &cron).await, 400, "invalid.request");
+    let m = assert_oc_error(
+        &s.post("/api/admin/jobs", &cron).await,
+        400,
+        "invalid.request",
+    );
     assert!(
         m.contains("cron expressions are not supported; use `@every <duration>`"),
         "{m}"
     );
     cron["schedule"] = json!("@daily");
-    assert_oc_error(&s.post("/api/admin/jobs", &cron).await, 400, "invalid.request");
+    assert_oc_error(
+        &s.post("/api/admin/jobs", &cron).await,
+        400,
+        "invalid.request",
+    );
     for (body, says) in [
         (job("z", "@every 0s"), "must be positive"),
         (job("z", "@every -1m"), "must be positive"),
         (job("z", "@every 5 minutes"), "unknown unit"),
         (job("z", "whenever"), "neither"),
         (job("../etc", "@every 1h"), "job_id"),
-        (json!({"job_id": "z", "schedule": "@every 1h", "message": "m", "mode": "isolated",
-                "enabled": true}), "agent_id is required"),
-        (json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
-                "mode": "isolated"}), "enabled is required"),
-        (json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
-                "mode": "forked", "enabled": true}), "unknown variant `forked`"),
-        (json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
-                "mode": "isolated", "enabled": true, "timezone": "Europe/Paris"}), "timezone"),
-        (json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
-                "mode": "isolated", "enabled": true, "cron": "0 * * * *"}), "unknown field `cron`"),
+        (
+            json!({"job_id": "z", "schedule": "@every 1h", "message": "m", "mode": "isolated",
+                "enabled": true}),
+            "agent_id is required",
+        ),
+        (
+            json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
+                "mode": "isolated"}),
+            "enabled is required",
+        ),
+        (
+            json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
+                "mode": "forked", "enabled": true}),
+            "unknown variant `forked`",
+        ),
+        (
+            json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
+                "mode": "isolated", "enabled": true, "timezone": "Europe/Paris"}),
+            "timezone",
+        ),
+        (
+            json!({"job_id": "z", "agent_id": "a", "schedule": "@every 1h", "message": "m",
+                "mode": "isolated", "enabled": true, "cron": "0 * * * *"}),
+            "unknown field `cron`",
+        ),
     ] {
-        let m = assert_oc_error(&s.post("/api/admin/jobs", &body).await, 400, "invalid.request");
+        let m = assert_oc_error(
+            &s.post("/api/admin/jobs", &body).await,
+            400,
+            "invalid.request",
+        );
         assert!(m.contains(says), "{body}: {m}");
     }
     let auth = format!("Bearer {TOKEN}");
@@ -104,17 +133,30 @@ async fn jobs_crud_and_error_shapes() {
         s.addr,
         "POST",
         "/api/admin/jobs",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         Some(b"{not json"),
     )
     .await
     .unwrap();
     assert_oc_error(&r, 400, "invalid.request");
-    let r = request(s.addr, "POST", "/api/admin/jobs", &[("Authorization", &auth)], Some(b"{}"))
-        .await
-        .unwrap();
+    let r = request(
+        s.addr,
+        "POST",
+        "/api/admin/jobs",
+        &[("Authorization", &auth)],
+        Some(b"{}"),
+    )
+    .await
+    .unwrap();
     assert_oc_error(&r, 415, "invalid.request");
-    assert_oc_error(&s.call("PATCH", "/api/admin/jobs", Some(&json!({}))).await, 405, "invalid.request");
+    assert_oc_error(
+        &s.call("PATCH", "/api/admin/jobs", Some(&json!({}))).await,
+        405,
+        "invalid.request",
+    );
     // Nothing of those was stored.
     let list = s.get("/api/admin/jobs").await.json();
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
@@ -125,7 +167,11 @@ async fn jobs_crud_and_error_shapes() {
     assert_eq!(r.json(), created);
     assert_oc_error(&s.get("/api/admin/jobs/nope").await, 404, "not.found");
     let r = s
-        .call("PATCH", "/api/admin/jobs/job_daily_report", Some(&json!({"enabled": false})))
+        .call(
+            "PATCH",
+            "/api/admin/jobs/job_daily_report",
+            Some(&json!({"enabled": false})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.json());
     let v = r.json();
@@ -134,14 +180,23 @@ async fn jobs_crud_and_error_shapes() {
     assert_eq!(v["next_run_at"], Value::Null);
     assert_eq!(v["created_at"], created["created_at"]);
     let m = assert_oc_error(
-        &s.call("PATCH", "/api/admin/jobs/job_daily_report", Some(&json!({"schedule": "*/5 * * * *"})))
-            .await,
+        &s.call(
+            "PATCH",
+            "/api/admin/jobs/job_daily_report",
+            Some(&json!({"schedule": "*/5 * * * *"})),
+        )
+        .await,
         400,
         "invalid.request",
     );
     assert!(m.contains("cron expressions are not supported"), "{m}");
     assert_oc_error(
-        &s.call("PATCH", "/api/admin/jobs/nope", Some(&json!({"enabled": true}))).await,
+        &s.call(
+            "PATCH",
+            "/api/admin/jobs/nope",
+            Some(&json!({"enabled": true})),
+        )
+        .await,
         404,
         "not.found",
     );
@@ -149,19 +204,31 @@ async fn jobs_crud_and_error_shapes() {
     let mut edited = s.get("/api/admin/jobs/job_daily_report").await.json();
     edited["schedule"] = json!("2030-01-01T09:00:00Z");
     edited["enabled"] = json!(true);
-    let r = s.call("PUT", "/api/admin/jobs/job_daily_report", Some(&edited)).await;
+    let r = s
+        .call("PUT", "/api/admin/jobs/job_daily_report", Some(&edited))
+        .await;
     assert_eq!(r.status, 200, "{}", r.json());
     let v = r.json();
     assert_eq!(v["next_run_at"], "2030-01-01T09:00:00.000Z");
     assert_eq!(v["state"], "scheduled");
     let m = assert_oc_error(
-        &s.call("PUT", "/api/admin/jobs/job_daily_report", Some(&job("other", "@every 1h"))).await,
+        &s.call(
+            "PUT",
+            "/api/admin/jobs/job_daily_report",
+            Some(&job("other", "@every 1h")),
+        )
+        .await,
         400,
         "invalid.request",
     );
     assert!(m.contains("does not match"), "{m}");
     assert_oc_error(
-        &s.call("PUT", "/api/admin/jobs/nope", Some(&job("nope", "@every 1h"))).await,
+        &s.call(
+            "PUT",
+            "/api/admin/jobs/nope",
+            Some(&job("nope", "@every 1h")),
+        )
+        .await,
         404,
         "not.found",
     );
@@ -170,7 +237,8 @@ async fn jobs_crud_and_error_shapes() {
     let r = s.get("/api/admin/jobs/job_daily_report/fires").await;
     assert_eq!(r.json(), json!({"job_id": "job_daily_report", "fires": []}));
     let m = assert_oc_error(
-        &s.get("/api/admin/jobs/job_daily_report/fires?limit=0").await,
+        &s.get("/api/admin/jobs/job_daily_report/fires?limit=0")
+            .await,
         400,
         "invalid.request",
     );
@@ -178,7 +246,9 @@ async fn jobs_crud_and_error_shapes() {
     assert_oc_error(&s.get("/api/admin/jobs/nope/fires").await, 404, "not.found");
 
     // The token is required.
-    let r = request(s.addr, "GET", "/api/admin/jobs", &[], None).await.unwrap();
+    let r = request(s.addr, "GET", "/api/admin/jobs", &[], None)
+        .await
+        .unwrap();
     assert_eq!(r.status, 401);
 
     // Persisted: a restart on the same data dir shows the same job.
@@ -187,11 +257,17 @@ async fn jobs_crud_and_error_shapes() {
     let s = Server::start(dir.path()).await;
     assert_eq!(s.get("/api/admin/jobs").await.json(), before);
 
-    let r = s.call("DELETE", "/api/admin/jobs/job_daily_report", None).await;
+    let r = s
+        .call("DELETE", "/api/admin/jobs/job_daily_report", None)
+        .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({"job_id": "job_daily_report", "deleted": true}));
+    assert_eq!(
+        r.json(),
+        json!({"job_id": "job_daily_report", "deleted": true})
+    );
     assert_oc_error(
-        &s.call("DELETE", "/api/admin/jobs/job_daily_report", None).await,
+        &s.call("DELETE", "/api/admin/jobs/job_daily_report", None)
+            .await,
         404,
         "not.found",
     );
@@ -250,7 +326,11 @@ async fn serve_fires_jobs_through_its_launcher() {
     assert_eq!(fires[1]["fire"], n - 1);
     assert_eq!(fires[1]["outcome"], "completed");
     let launches = launcher.0.lock().unwrap().clone();
-    assert!(launches.iter().all(|l| l.job_id == "tick" && l.agent_id == "agent_default"));
+    assert!(
+        launches
+            .iter()
+            .all(|l| l.job_id == "tick" && l.agent_id == "agent_default")
+    );
     assert_eq!(
         launches.iter().map(|l| l.fire).collect::<Vec<_>>()[..2],
         [1, 2]

@@ -140,7 +140,10 @@ async fn an_every_job_fires_on_time_and_records_its_run() {
     let mut runner = s.runner(launcher.clone());
 
     let created = s.create(job("report", "@every 1m")).await.unwrap();
-    assert_eq!(created.next_run_at.as_deref(), Some(ts("2026-03-01T10:01:00Z").as_str()));
+    assert_eq!(
+        created.next_run_at.as_deref(),
+        Some(ts("2026-03-01T10:01:00Z").as_str())
+    );
     assert_eq!(created.job.created_at.as_deref(), Some(ts(T0).as_str()));
     assert_eq!(created.state, "scheduled");
     assert_eq!(created.fires, 0);
@@ -163,17 +166,26 @@ async fn an_every_job_fires_on_time_and_records_its_run() {
     assert_eq!(launches[0].message, "message of report");
     let v = s.get("report").await.unwrap();
     assert_eq!(v.fires, 1);
-    assert_eq!(v.last_fired_at.as_deref(), Some(ts("2026-03-01T10:01:00Z").as_str()));
+    assert_eq!(
+        v.last_fired_at.as_deref(),
+        Some(ts("2026-03-01T10:01:00Z").as_str())
+    );
     assert_eq!(v.last_run_id.as_deref(), Some("run-report-1"));
     assert_eq!(v.last_outcome.as_deref(), Some("completed"));
-    assert_eq!(v.next_run_at.as_deref(), Some(ts("2026-03-01T10:02:00Z").as_str()));
+    assert_eq!(
+        v.next_run_at.as_deref(),
+        Some(ts("2026-03-01T10:02:00Z").as_str())
+    );
     let fires = s.fires("report", 10).await.unwrap();
     assert_eq!(fires.len(), 1);
     assert_eq!(fires[0].scheduled_for, ts("2026-03-01T10:01:00Z"));
     assert_eq!(fires[0].outcome, "completed");
     assert!(fires[0].finished_at.is_some());
     // The ledger holds the fire, its run's start and its end.
-    assert_eq!(job_events(ledger.as_ref(), EventType::JobFired).await.len(), 1);
+    assert_eq!(
+        job_events(ledger.as_ref(), EventType::JobFired).await.len(),
+        1
+    );
     let started = job_events(ledger.as_ref(), EventType::JobRunStarted).await;
     assert_eq!(started[0]["run_id"], "run-report-1");
     let finished = job_events(ledger.as_ref(), EventType::JobRunFinished).await;
@@ -204,7 +216,10 @@ async fn downtime_is_not_replayed_and_state_survives_reopening() {
     assert_eq!(before.fires, 1);
     assert_eq!(before.last_outcome.as_deref(), Some("completed"));
     assert_eq!(before.job.created_at.as_deref(), Some(ts(T0).as_str()));
-    assert_eq!(before.next_run_at.as_deref(), Some(ts("2026-03-01T10:20:00Z").as_str()));
+    assert_eq!(
+        before.next_run_at.as_deref(),
+        Some(ts("2026-03-01T10:20:00Z").as_str())
+    );
 
     let mut runner = s.runner(launcher.clone());
     let tick = runner.tick().await.unwrap();
@@ -214,9 +229,15 @@ async fn downtime_is_not_replayed_and_state_survives_reopening() {
     runner.settle().await;
     let after = s.get("digest").await.unwrap();
     assert_eq!(after.fires, 2);
-    assert_eq!(after.last_fired_at.as_deref(), Some(ts("2026-03-01T13:10:00Z").as_str()));
+    assert_eq!(
+        after.last_fired_at.as_deref(),
+        Some(ts("2026-03-01T13:10:00Z").as_str())
+    );
     // The next window counts from the catch-up fire, not from the old grid.
-    assert_eq!(after.next_run_at.as_deref(), Some(ts("2026-03-01T13:20:00Z").as_str()));
+    assert_eq!(
+        after.next_run_at.as_deref(),
+        Some(ts("2026-03-01T13:20:00Z").as_str())
+    );
     clock.advance(Duration::from_secs(599));
     assert!(runner.tick().await.unwrap().fired.is_empty());
     clock.advance(Duration::from_secs(1));
@@ -233,8 +254,12 @@ async fn one_shots_fire_once_and_a_missed_one_never_fires() {
     let clock = Arc::new(ManualClock::new(t(T0)));
     let s = Scheduler::with_clock(ledger.clone(), clock.clone());
     let launcher = Recorder::new();
-    s.create(job("launch", "2026-03-01T10:05:00Z")).await.unwrap();
-    s.create(job("later", "2026-03-01T10:30:00Z")).await.unwrap();
+    s.create(job("launch", "2026-03-01T10:05:00Z"))
+        .await
+        .unwrap();
+    s.create(job("later", "2026-03-01T10:30:00Z"))
+        .await
+        .unwrap();
 
     let mut runner = s.runner(launcher.clone());
     clock.set(t("2026-03-01T10:05:00Z"));
@@ -294,7 +319,10 @@ async fn disabled_jobs_never_fire_and_enabling_counts_from_then() {
     assert_eq!(tick.next_due, None);
 
     let v = s.set_enabled("quiet", true).await.unwrap();
-    assert_eq!(v.next_run_at.as_deref(), Some(ts("2026-03-01T11:00:01Z").as_str()));
+    assert_eq!(
+        v.next_run_at.as_deref(),
+        Some(ts("2026-03-01T11:00:01Z").as_str())
+    );
     assert!(runner.tick().await.unwrap().fired.is_empty());
     clock.advance(Duration::from_secs(1));
     assert_eq!(runner.tick().await.unwrap().fired.len(), 1);
@@ -343,11 +371,16 @@ async fn each_window_once(ledger: Arc<dyn Ledger>) {
     let claims = job_events(ledger.as_ref(), EventType::JobFired).await;
     assert_eq!(claims.len(), 32);
     assert_eq!(
-        job_events(ledger.as_ref(), EventType::JobRunFinished).await.len(),
+        job_events(ledger.as_ref(), EventType::JobRunFinished)
+            .await
+            .len(),
         32
     );
     // Both caches agree on the outcome.
-    let (va, vb) = (a.get("shared").await.unwrap(), b.get("shared").await.unwrap());
+    let (va, vb) = (
+        a.get("shared").await.unwrap(),
+        b.get("shared").await.unwrap(),
+    );
     assert_eq!(va, vb);
     assert_eq!(va.fires, 24);
     ledger.close().await.unwrap();
@@ -377,14 +410,19 @@ async fn two_schedulers_claim_each_window_once_on_postgres() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let ledger: Arc<dyn Ledger> =
-        Arc::new(PgLedger::connect(&with_database(&base, &name)).await.unwrap());
+    let ledger: Arc<dyn Ledger> = Arc::new(
+        PgLedger::connect(&with_database(&base, &name))
+            .await
+            .unwrap(),
+    );
     each_window_once(ledger).await;
 }
 
 /// `url` with its database name replaced.
 fn with_database(url: &str, db: &str) -> String {
-    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
+    let (head, query) = url
+        .split_once('?')
+        .map_or((url, None), |(h, q)| (h, Some(q)));
     let scheme_end = head.find("://").map_or(0, |i| i + 3);
     let base = match head[scheme_end..].find('/') {
         Some(i) => &head[..scheme_end + i],
@@ -484,7 +522,9 @@ async fn writes_follow_the_contract_rules() {
     }
     let mut tz = job("b", "@every 1h");
     tz.timezone = Some("America/New_York".into());
-    assert!(matches!(s.create(tz).await, Err(SchedulerError::Invalid(m)) if m.contains("timezone")));
+    assert!(
+        matches!(s.create(tz).await, Err(SchedulerError::Invalid(m)) if m.contains("timezone"))
+    );
     assert!(matches!(
         s.patch("nope", patch(json!({"enabled": false}))).await,
         Err(SchedulerError::NotFound(_))
@@ -494,15 +534,30 @@ async fn writes_follow_the_contract_rules() {
     // A change keeps created_at, moves updated_at, and restarts the interval.
     clock.advance(Duration::from_secs(1800));
     let v = s
-        .patch("a", patch(json!({"schedule": "@every 2h", "mode": "main_like"})))
+        .patch(
+            "a",
+            patch(json!({"schedule": "@every 2h", "mode": "main_like"})),
+        )
         .await
         .unwrap();
     assert_eq!(v.job.created_at.as_deref(), Some(ts(T0).as_str()));
-    assert_eq!(v.job.updated_at.as_deref(), Some(ts("2026-03-01T10:30:00Z").as_str()));
-    assert_eq!(v.next_run_at.as_deref(), Some(ts("2026-03-01T12:30:00Z").as_str()));
+    assert_eq!(
+        v.job.updated_at.as_deref(),
+        Some(ts("2026-03-01T10:30:00Z").as_str())
+    );
+    assert_eq!(
+        v.next_run_at.as_deref(),
+        Some(ts("2026-03-01T12:30:00Z").as_str())
+    );
     // A message change alone does not.
-    let v = s.patch("a", patch(json!({"message": "new"}))).await.unwrap();
-    assert_eq!(v.next_run_at.as_deref(), Some(ts("2026-03-01T12:30:00Z").as_str()));
+    let v = s
+        .patch("a", patch(json!({"message": "new"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        v.next_run_at.as_deref(),
+        Some(ts("2026-03-01T12:30:00Z").as_str())
+    );
     // Replacing needs every required field.
     assert!(matches!(
         s.replace("a", patch(json!({"message": "only"}))).await,
@@ -513,7 +568,10 @@ async fn writes_follow_the_contract_rules() {
 
     // Deleted: gone from the list, its id free again, history kept.
     s.delete("a").await.unwrap();
-    assert!(matches!(s.delete("a").await, Err(SchedulerError::NotFound(_))));
+    assert!(matches!(
+        s.delete("a").await,
+        Err(SchedulerError::NotFound(_))
+    ));
     assert!(s.list().await.unwrap().is_empty());
     let again = s.create(job("a", "@every 1m")).await.unwrap();
     assert_eq!(again.fires, 0);
@@ -550,7 +608,9 @@ async fn concurrent_changes_from_two_nodes_all_land() {
     assert_eq!(v.job.message, "m9");
     assert_eq!(v.job.agent_id, "agent9");
     assert_eq!(
-        job_events(ledger.as_ref(), EventType::JobUpdated).await.len(),
+        job_events(ledger.as_ref(), EventType::JobUpdated)
+            .await
+            .len(),
         20
     );
     ledger.close().await.unwrap();

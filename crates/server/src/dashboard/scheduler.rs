@@ -27,8 +27,16 @@ impl JobRow {
             job_id: j.job.job_id.clone(),
             agent_id: j.job.agent_id.clone(),
             schedule: j.job.schedule.clone(),
-            next_run: j.next_run_at.as_deref().map(when).unwrap_or_else(|| "—".into()),
-            last_run: j.last_fired_at.as_deref().map(when).unwrap_or_else(|| "never".into()),
+            next_run: j
+                .next_run_at
+                .as_deref()
+                .map(when)
+                .unwrap_or_else(|| "—".into()),
+            last_run: j
+                .last_fired_at
+                .as_deref()
+                .map(when)
+                .unwrap_or_else(|| "never".into()),
             last_status: match &j.last_outcome {
                 Some(o) => clip(o, 160),
                 None => String::new(),
@@ -49,7 +57,9 @@ pub enum Jobs {
 pub async fn jobs(state: &AppState) -> Result<Jobs, SchedulerError> {
     match &state.scheduler {
         None => Ok(Jobs::Unavailable),
-        Some(s) => Ok(Jobs::Listed(s.list().await?.iter().map(JobRow::of).collect())),
+        Some(s) => Ok(Jobs::Listed(
+            s.list().await?.iter().map(JobRow::of).collect(),
+        )),
     }
 }
 

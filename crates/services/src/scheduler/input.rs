@@ -139,7 +139,9 @@ mod tests {
         let full = json!({"job_id": "j", "agent_id": "a", "schedule": "@every 1h",
             "message": "m", "mode": "isolated", "enabled": true});
         assert_eq!(input(full.clone()).into_new().unwrap().job_id, "j");
-        for field in ["job_id", "agent_id", "schedule", "message", "mode", "enabled"] {
+        for field in [
+            "job_id", "agent_id", "schedule", "message", "mode", "enabled",
+        ] {
             let mut v = full.clone();
             v.as_object_mut().unwrap().remove(field);
             let e = input(v).into_new().unwrap_err();
@@ -151,17 +153,21 @@ mod tests {
     fn unknown_fields_are_refused_and_view_fields_ignored() {
         let e = serde_json::from_value::<JobInput>(json!({"schedul": "@every 1h"})).unwrap_err();
         assert!(e.to_string().contains("unknown field `schedul`"), "{e}");
-        let back = input(json!({"job_id": "j", "agent_id": "a", "schedule": "@every 1h",
+        let back = input(
+            json!({"job_id": "j", "agent_id": "a", "schedule": "@every 1h",
             "message": "m", "mode": "isolated", "enabled": true, "next_run_at": null,
             "fires": 3, "last_outcome": "completed", "state": "scheduled",
-            "created_at": "2026-01-01T00:00:00Z"}));
+            "created_at": "2026-01-01T00:00:00Z"}),
+        );
         assert!(back.into_replacement("j").is_ok());
     }
 
     #[test]
     fn patches_and_replacements_keep_the_path_id() {
-        let current = input(json!({"job_id": "j", "agent_id": "a", "schedule": "@every 1h",
-            "message": "m", "mode": "isolated", "enabled": true}))
+        let current = input(
+            json!({"job_id": "j", "agent_id": "a", "schedule": "@every 1h",
+            "message": "m", "mode": "isolated", "enabled": true}),
+        )
         .into_new()
         .unwrap();
         let patched = input(json!({"enabled": false, "message": "n"}))
@@ -170,7 +176,9 @@ mod tests {
         assert!(!patched.enabled);
         assert_eq!(patched.message, "n");
         assert_eq!(patched.schedule, "@every 1h");
-        let e = input(json!({"job_id": "other"})).patch(&current).unwrap_err();
+        let e = input(json!({"job_id": "other"}))
+            .patch(&current)
+            .unwrap_err();
         assert!(e.to_string().contains("does not match"), "{e}");
         let e = input(json!({"agent_id": "a"}))
             .into_replacement("j")

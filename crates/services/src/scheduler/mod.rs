@@ -105,13 +105,19 @@ impl Scheduler {
     pub async fn patch(&self, job_id: &str, input: JobInput) -> Result<JobView, SchedulerError> {
         self.changed(
             self.store
-                .update(job_id, |current: &SchedulerJob| input.clone().patch(current))
+                .update(job_id, |current: &SchedulerJob| {
+                    input.clone().patch(current)
+                })
                 .await,
         )
     }
 
     /// Turns firing on or off.
-    pub async fn set_enabled(&self, job_id: &str, enabled: bool) -> Result<JobView, SchedulerError> {
+    pub async fn set_enabled(
+        &self,
+        job_id: &str,
+        enabled: bool,
+    ) -> Result<JobView, SchedulerError> {
         self.patch(
             job_id,
             JobInput {

@@ -249,19 +249,23 @@ async fn follow(
     let store = &scheduler.store;
     let job_id = request.job_id.clone();
     let fire = request.fire;
-    let finished = |run_id: Option<String>, status: FireStatus, error: Option<String>| RunFinished {
-        job_id: job_id.clone(),
-        fire,
-        run_id,
-        status,
-        error,
-    };
+    let finished =
+        |run_id: Option<String>, status: FireStatus, error: Option<String>| RunFinished {
+            job_id: job_id.clone(),
+            fire,
+            run_id,
+            status,
+            error,
+        };
     let launched = tokio::time::timeout(LAUNCH_TIMEOUT, launcher.launch(request)).await;
     let end = match launched {
         Err(_) => finished(
             None,
             FireStatus::LaunchFailed,
-            Some(format!("no run queued within {}s", LAUNCH_TIMEOUT.as_secs())),
+            Some(format!(
+                "no run queued within {}s",
+                LAUNCH_TIMEOUT.as_secs()
+            )),
         ),
         Ok(Err(reason)) => finished(None, FireStatus::LaunchFailed, Some(reason)),
         Ok(Ok(run)) => {
@@ -270,7 +274,10 @@ async fn follow(
                 fire,
                 run_id: run.run_id.clone(),
             };
-            if let Err(e) = store.record(&job_id, EventType::JobRunStarted, &started).await {
+            if let Err(e) = store
+                .record(&job_id, EventType::JobRunStarted, &started)
+                .await
+            {
                 tracing::error!(%job_id, fire, error = %e, "cannot record a job's run start");
             }
             tokio::select! {

@@ -237,7 +237,10 @@ mod tests {
 
     #[test]
     fn parse_passes_the_contract_reasons_through() {
-        assert_eq!(parse("@every 90s"), Ok(Schedule::Every(Duration::from_secs(90))));
+        assert_eq!(
+            parse("@every 90s"),
+            Ok(Schedule::Every(Duration::from_secs(90)))
+        );
         assert!(parse("0 * * * *").unwrap_err().contains(CRON_UNSUPPORTED));
         assert!(parse("@every 0s").unwrap_err().contains("positive"));
     }

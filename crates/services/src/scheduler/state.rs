@@ -215,8 +215,8 @@ impl Entry {
         let Some(state) = &mut self.job else {
             return;
         };
-        let restarted = job.schedule.trim() != state.job.schedule.trim()
-            || (job.enabled && !state.job.enabled);
+        let restarted =
+            job.schedule.trim() != state.job.schedule.trim() || (job.enabled && !state.job.enabled);
         if restarted {
             state.anchor = at;
             state.missed = None;

@@ -128,7 +128,14 @@ impl JobStore {
     /// Up to `limit` of the job's latest fires, newest first.
     pub async fn fires(&self, job_id: &str, limit: usize) -> Result<Vec<FireView>, SchedulerError> {
         self.read(|c| {
-            live(c, job_id).map(|s| s.recent.iter().rev().take(limit).map(FireView::of).collect())
+            live(c, job_id).map(|s| {
+                s.recent
+                    .iter()
+                    .rev()
+                    .take(limit)
+                    .map(FireView::of)
+                    .collect()
+            })
         })
         .await?
         .ok_or_else(|| SchedulerError::NotFound(job_id.to_string()))
@@ -145,7 +152,8 @@ impl JobStore {
     /// deleted job's id may be used again.
     pub async fn create(&self, job: SchedulerJob) -> Result<JobView, SchedulerError> {
         let id = job.job_id.clone();
-        job.validate().map_err(|e| SchedulerError::Invalid(e.reason))?;
+        job.validate()
+            .map_err(|e| SchedulerError::Invalid(e.reason))?;
         self.write(&id, |current, now| {
             if current.is_some() {
                 return Err(SchedulerError::Exists(id.clone()));
@@ -174,7 +182,8 @@ impl JobStore {
             job.job_id = current.job.job_id.clone();
             job.created_at = current.job.created_at.clone();
             job.updated_at = Some(format_ts(now));
-            job.validate().map_err(|e| SchedulerError::Invalid(e.reason))?;
+            job.validate()
+                .map_err(|e| SchedulerError::Invalid(e.reason))?;
             Ok((EventType::JobUpdated, written(job)?))
         })
         .await?
@@ -197,7 +206,10 @@ impl JobStore {
     async fn write(
         &self,
         job_id: &str,
-        decide: impl Fn(Option<&JobState>, Timestamp) -> Result<(EventType, serde_json::Value), SchedulerError>,
+        decide: impl Fn(
+            Option<&JobState>,
+            Timestamp,
+        ) -> Result<(EventType, serde_json::Value), SchedulerError>,
     ) -> Result<Option<JobView>, SchedulerError> {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -214,7 +226,10 @@ impl JobStore {
                 let (t, p) = decide(entry.and_then(|e| e.job.as_ref()), now)?;
                 (entry.map_or(0, |e| e.version), t, p)
             };
-            match self.append_at(job_id, version, event_type, payload, now).await? {
+            match self
+                .append_at(job_id, version, event_type, payload, now)
+                .await?
+            {
                 Appended::Stored => {
                     return self.read(|c| live(c, job_id).map(JobView::of)).await;
                 }
