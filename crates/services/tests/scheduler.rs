@@ -615,3 +615,53 @@ async fn concurrent_changes_from_two_nodes_all_land() {
     );
     ledger.close().await.unwrap();
 }
+
+/// Two real firing loops (two nodes' schedulers) on the wall clock over one
+/// ledger: every fire number is claimed once and launched once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_firing_loops_never_fire_a_window_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path());
+    let launcher = Recorder::new();
+    let a = Scheduler::new(ledger.clone());
+    let b = Scheduler::new(ledger.clone());
+    a.create(job("pulse", "@every 1s")).await.unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let poll = Duration::from_millis(50);
+    let loops = [
+        tokio::spawn(a.runner(launcher.clone()).run(rx.clone(), poll)),
+        tokio::spawn(b.runner(launcher.clone()).run(rx, poll)),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while launcher.launches().len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loops did not fire 4 times"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    for l in loops {
+        l.await.unwrap();
+    }
+    let mut fires: Vec<u64> = launcher.launches().iter().map(|l| l.fire).collect();
+    let n = fires.len() as u64;
+    fires.sort_unstable();
+    assert_eq!(
+        fires,
+        (1..=n).collect::<Vec<_>>(),
+        "each fire launched once"
+    );
+    let claimed: Vec<u64> = job_events(ledger.as_ref(), EventType::JobFired)
+        .await
+        .iter()
+        .map(|p| p["fire"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        claimed,
+        (1..=n).collect::<Vec<_>>(),
+        "each fire claimed once"
+    );
+    assert_eq!(a.get("pulse").await.unwrap().fires, n);
+    ledger.close().await.unwrap();
+}
