@@ -68,10 +68,14 @@ Examples:
     },
     /// Print one job as JSON
     #[command(after_help = "Example:\n  garrison jobs show daily-report")]
-    Show { id: String },
+    Show {
+        /// Job id
+        id: String,
+    },
     /// Print a job's latest fires as JSON, newest first
     #[command(after_help = "Example:\n  garrison jobs fires daily-report --limit 5")]
     Fires {
+        /// Job id
         id: String,
         /// How many fires (1-50)
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=50))]
@@ -97,19 +101,29 @@ Examples:
     Update(UpdateArgs),
     /// Delete a job (its past fires stay in the ledger)
     #[command(after_help = "Example:\n  garrison jobs delete daily-report")]
-    Delete { id: String },
+    Delete {
+        /// Job id
+        id: String,
+    },
     /// Let a job fire again (an `@every` job counts from now)
     #[command(after_help = "Example:\n  garrison jobs enable daily-report")]
-    Enable { id: String },
+    Enable {
+        /// Job id
+        id: String,
+    },
     /// Stop a job from firing
     #[command(after_help = "Example:\n  garrison jobs disable daily-report")]
-    Disable { id: String },
+    Disable {
+        /// Job id
+        id: String,
+    },
 }
 
 /// `mode` of a job.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Mode {
     Isolated,
+    #[value(name = "main_like")]
     MainLike,
 }
 
@@ -152,15 +166,21 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
+    /// Job id
     pub id: String,
+    /// Agent whose run each fire starts
     #[arg(long, value_name = "AGENT_ID")]
     pub agent: Option<String>,
+    /// `@every <duration>` or an RFC3339 time (restarts the interval)
     #[arg(long, value_name = "SCHEDULE")]
     pub schedule: Option<String>,
+    /// The message each run gets
     #[arg(long, value_name = "TEXT")]
     pub message: Option<String>,
+    /// Session mode of the runs
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
+    /// Only UTC is supported
     #[arg(long, value_name = "TZ")]
     pub timezone: Option<String>,
     /// Replace the whole job with this JSON (`-` for stdin)

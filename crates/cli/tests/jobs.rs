@@ -47,10 +47,9 @@ impl Serve {
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
+            // Keep draining: a closed pipe would fail the server's later prints.
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
+                let _ = tx.send(line);
             }
         });
         let first = rx
@@ -181,6 +180,12 @@ fn jobs_commands_against_a_running_server() {
     );
     assert_eq!(updated["schedule"], "@every 12h");
     assert_eq!(updated["message"], "Generate the status report");
+    let moded = ok_json(
+        data,
+        url,
+        &["update", "daily-report", "--mode", "main_like"],
+    );
+    assert_eq!(moded["mode"], "main_like");
     let disabled = ok_json(data, url, &["disable", "daily-report"]);
     assert_eq!(
         (disabled["enabled"].clone(), disabled["state"].clone()),
