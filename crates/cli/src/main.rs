@@ -5,10 +5,10 @@ mod config;
 mod config_cmd;
 mod demo;
 mod events;
+mod jobs;
 mod ledger;
 mod local;
 mod milestones;
-mod pending;
 mod progress;
 mod run;
 mod runs;
@@ -51,6 +51,7 @@ Examples:
   garrison validate assignment packet.json         # one JSON verdict; exit 0 iff allowed
   garrison events tail --follow --server http://127.0.0.1:7878
   garrison runs show 01JH…
+  garrison jobs create --id report --agent agent_default --schedule '@every 1h' --message 'Status report'
   garrison ledger rebuild
   garrison milestones emit --url http://127.0.0.1:8080/internal/milestones/ingest --file m.json
 
@@ -93,8 +94,8 @@ enum Command {
     /// Signed milestone delivery to an ingest endpoint
     #[command(subcommand)]
     Milestones(milestones::MilestonesCmd),
-    /// Scheduler jobs admin (not yet available)
-    Jobs(pending::JobsArgs),
+    /// Scheduler jobs: create, list, show, update, enable, disable, delete
+    Jobs(jobs::JobsArgs),
 }
 
 fn main() -> ExitCode {
@@ -126,7 +127,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::run(g, args),
         Command::Appleseed(cmd) => appleseed::run(g, cmd),
         Command::Milestones(cmd) => milestones::run(g, cmd),
-        Command::Jobs(_) => Ok(pending::unavailable("jobs", "scheduler")),
+        Command::Jobs(args) => jobs::run(g, args),
     }
 }
 

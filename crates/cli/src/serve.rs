@@ -22,7 +22,7 @@ const SERVICES: &[(&str, bool)] = &[
     ("sentinel", true),
     ("learning", false),
     ("milestones", true),
-    ("scheduler", false),
+    ("scheduler", true),
     ("v1", true),
 ];
 
@@ -85,6 +85,10 @@ provider from POST /api/admin/config, else GARRISON_LLM_BASE_URL,
 GARRISON_LLM_MODEL and GARRISON_LLM_API_KEY; secrets posted to
 /api/admin/secrets live in <data-dir>/secrets.json (mode 0600).
 
+Scheduler jobs (`garrison jobs`, /api/admin/jobs) are served by every node
+and fired by nodes running both `scheduler` and `v1` (both part of `all`):
+each fire starts a /v1 run of the job's agent.
+
 SIGTERM or Ctrl-C stops accepting, finishes in-flight requests and flushes the
 ledger before exiting.")]
 pub struct ServeArgs {
@@ -119,7 +123,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if !missing.is_empty() {
         for s in missing {
             eprintln!(
-                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones, v1 and the orchestration services)"
+                "garrison: service `{s}` is not yet available in this build (available: all, ledger, milestones, scheduler, v1 and the orchestration services)"
             );
         }
         return Ok(ExitCode::from(2));
@@ -152,6 +156,9 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         env_provider: garrison_server::EnvProvider::from_env(),
         ..garrison_server::OpenclawssySettings::default()
     });
+    // Every node serves the jobs API; only scheduler nodes fire jobs.
+    config.fire_jobs =
+        services.is_empty() || services.iter().any(|s| s == "all" || s == "scheduler");
     let runtime = crate::runtime()?;
     runtime.block_on(garrison_server::serve(config, shutdown_signal(), announce))?;
     Ok(ExitCode::SUCCESS)

@@ -589,11 +589,18 @@ async fn dashboard_pages_in_headless_chromium() {
     );
     d.screenshot("07-appleseed").await;
 
+    api(
+        &http,
+        &format!("{api_base}/api/admin/jobs"),
+        json!({"job_id": "demo-digest", "agent_id": "agent_default", "schedule": "@every 24h",
+               "message": "Summarise the day's runs", "mode": "isolated", "enabled": true}),
+    )
+    .await;
     d.click("#nav-scheduler").await;
+    let jobs = d.text("#jobs").await;
     assert!(
-        d.text("#scheduler-unavailable")
-            .await
-            .contains("not available")
+        jobs.contains("demo-digest") && jobs.contains("@every 24h") && jobs.contains("never"),
+        "{jobs}"
     );
     d.screenshot("08-scheduler").await;
 

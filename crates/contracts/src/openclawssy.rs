@@ -423,49 +423,139 @@ pub struct SchedulerJob {
 }
 
 impl SchedulerJob {
-    /// Required strings non-empty and a supported schedule (cron is rejected).
+    /// §4's rules: required strings non-empty, ids safe for a URL path and a
+    /// stream name, timestamps RFC 3339, `timezone` absent or `UTC`, and a
+    /// supported schedule (cron is rejected). Returns the parsed schedule.
     pub fn validate(&self) -> Result<Schedule, ContractError> {
-        non_empty("job_id", &self.job_id)?;
-        non_empty("agent_id", &self.agent_id)?;
+        check_id("job_id", &self.job_id)?;
+        check_id("agent_id", &self.agent_id)?;
         non_empty("message", &self.message)?;
+        check_timezone(self.timezone.as_deref())?;
         opt_time("created_at", self.created_at.as_deref())?;
         opt_time("updated_at", self.updated_at.as_deref())?;
         self.schedule.parse()
     }
 }
 
+/// Longest `job_id` / `agent_id`.
+pub const MAX_ID_LEN: usize = 128;
+
+/// An id that is safe in a URL path segment, a stream name and a file name:
+/// ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit.
+fn check_id(field: &str, id: &str) -> Result<(), ContractError> {
+    non_empty(field, id)?;
+    let ok_start = id.starts_with(|c: char| c.is_ascii_alphanumeric());
+    let ok_chars = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok_start || !ok_chars || id.len() > MAX_ID_LEN {
+        return Err(ContractError::new(
+            field,
+            format!(
+                "{field} `{id}` must be 1-{MAX_ID_LEN} ASCII letters, digits, `.`, `_` or `-`, \
+                 starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Schedules are absolute (an interval, or a time with its own offset), so
+/// the only zone that means something is UTC.
+fn check_timezone(tz: Option<&str>) -> Result<(), ContractError> {
+    match tz {
+        None | Some("UTC") => Ok(()),
+        Some(other) => Err(ContractError::new(
+            "timezone",
+            format!(
+                "timezone `{other}` is not supported; use `UTC` or leave it out \
+                 (`@every` intervals and RFC3339 times do not depend on a zone)"
+            ),
+        )),
+    }
+}
+
 /// A parsed `schedule`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
-    /// `@every <duration>`.
+    /// `@every <duration>`: a positive interval of at least [`MIN_EVERY`].
     Every(std::time::Duration),
     /// A one-shot RFC 3339 time.
     At(jiff::Timestamp),
 }
 
+/// Shortest `@every` interval: each fire starts an agent run and is one
+/// ledger claim, so sub-second intervals are refused rather than rounded.
+pub const MIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the scheduler says about a cron expression.
+pub const CRON_UNSUPPORTED: &str = "cron expressions are not supported; \
+     use `@every <duration>` (e.g. `@every 30m`) or an RFC3339 time (e.g. `2026-02-18T09:00:00Z`)";
+
 impl FromStr for Schedule {
     type Err = ContractError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| ContractError::new("schedule", reason);
         let s = s.trim();
-        if let Some(d) = s.strip_prefix("@every") {
-            let d = d.trim_start();
-            return parse_go_duration(d)
-                .filter(|d| !d.is_zero())
-                .map(Schedule::Every)
-                .ok_or_else(|| {
-                    ContractError::new(
-                        "schedule",
-                        format!("`{d}` is not a positive Go duration (e.g. 30m, 1h30m)"),
-                    )
-                });
+        if s.is_empty() {
+            return Err(err("schedule is required".into()));
         }
-        parse_timestamp(s).map(Schedule::At).ok_or_else(|| {
-            ContractError::new(
-                "schedule",
-                format!("`{s}` is neither `@every <duration>` nor an RFC 3339 time (cron is not supported)"),
-            )
-        })
+        if let Some(rest) = s.strip_prefix("@every") {
+            if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                return parse_every(rest.trim_start())
+                    .map(Schedule::Every)
+                    .map_err(err);
+            }
+            return Err(err(format!(
+                "`{s}`: write `@every <duration>` with a space, e.g. `@every {rest}`"
+            )));
+        }
+        if let Some(t) = parse_timestamp(s) {
+            return Ok(Schedule::At(t));
+        }
+        if looks_like_cron(s) {
+            return Err(err(format!("`{s}`: {CRON_UNSUPPORTED}")));
+        }
+        Err(err(format!(
+            "`{s}` is neither `@every <duration>` (e.g. `@every 1h30m`) nor an RFC3339 time \
+             (e.g. `2026-02-18T09:00:00Z`)"
+        )))
     }
+}
+
+/// The duration after `@every `, as Go's `time.ParseDuration` reads it.
+fn parse_every(d: &str) -> Result<std::time::Duration, String> {
+    if d.is_empty() {
+        return Err("`@every` needs a duration, e.g. `@every 30m`".into());
+    }
+    let nanos = crate::go_duration::parse(d).map_err(|e| format!("`@every {d}`: {e}"))?;
+    if nanos <= 0 {
+        return Err(format!(
+            "`@every {d}`: the interval must be positive, e.g. `@every 30m`"
+        ));
+    }
+    let every = std::time::Duration::from_nanos(nanos.unsigned_abs());
+    if every < MIN_EVERY {
+        return Err(format!(
+            "`@every {d}`: the shortest interval is 1s (each fire starts a run)"
+        ));
+    }
+    Ok(every)
+}
+
+/// Cron descriptors (`@daily`, `@reboot`, …), `TZ=` prefixes, and five to
+/// seven whitespace-separated fields.
+fn looks_like_cron(s: &str) -> bool {
+    if s.starts_with('@') || s.starts_with("TZ=") || s.starts_with("CRON_TZ=") {
+        return true;
+    }
+    let fields = s.split_whitespace().count();
+    (5..=7).contains(&fields)
+        && s.split_whitespace().all(|f| {
+            f.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '?' | '#')
+            })
+        })
 }
 
 /// A non-negative Go duration (`1h30m`, `1.5s`, `300ms`), parsed exactly as
@@ -807,6 +897,14 @@ mod tests {
         assert_eq!(a.redactions, vec!["payload.input.token"]);
     }
 
+    fn job_with(schedule: &str) -> SchedulerJob {
+        serde_json::from_value(json!({
+            "job_id": "j", "agent_id": "a", "schedule": schedule,
+            "message": "m", "mode": "main_like", "enabled": false
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn scheduler_jobs() {
         let job: SchedulerJob = serde_json::from_value(json!({
@@ -820,11 +918,7 @@ mod tests {
             job.validate(),
             Ok(Schedule::Every(std::time::Duration::from_secs(3600)))
         );
-        let minimal: SchedulerJob = serde_json::from_value(json!({
-            "job_id": "j", "agent_id": "a", "schedule": "2026-02-18T09:00:00Z",
-            "message": "m", "mode": "main_like", "enabled": false
-        }))
-        .unwrap();
+        let minimal = job_with("2026-02-18T09:00:00Z");
         assert!(matches!(minimal.validate(), Ok(Schedule::At(_))));
         assert!(serde_json::from_value::<SchedulerJob>(json!({
             "job_id": "j", "agent_id": "a", "schedule": "@every 1h", "message": "m", "mode": "forked", "enabled": true
@@ -834,21 +928,112 @@ mod tests {
             "job_id": "j", "agent_id": "a", "schedule": "@every 1h", "message": "m", "mode": "isolated"
         }))
         .is_err());
-        for bad in [
-            "0 * * * *",
-            "@every",
-            "@every 0s",
-            "@every 5 minutes",
-            "@daily",
-            "@every -1m",
-        ] {
-            let mut j = minimal.clone();
-            j.schedule = bad.into();
-            assert_eq!(j.validate().unwrap_err().field, "schedule", "{bad}");
-        }
-        let mut j = minimal;
+        let mut j = minimal.clone();
         j.message = String::new();
-        assert!(j.validate().is_err());
+        assert_eq!(j.validate().unwrap_err().reason, "message is required");
+        let mut j = minimal.clone();
+        j.agent_id = " ".into();
+        assert_eq!(j.validate().unwrap_err().reason, "agent_id is required");
+        for bad_id in ["../x", "a b", "-x", "x/y", &"x".repeat(129)] {
+            let mut j = minimal.clone();
+            j.job_id = bad_id.to_string();
+            assert_eq!(j.validate().unwrap_err().field, "job_id", "{bad_id}");
+        }
+        let mut j = minimal.clone();
+        j.job_id = "job_daily-report.v2".into();
+        assert!(j.validate().is_ok());
+        let mut j = minimal.clone();
+        j.timezone = Some("Europe/Berlin".into());
+        let e = j.validate().unwrap_err();
+        assert_eq!(e.field, "timezone");
+        assert!(e.reason.contains("`Europe/Berlin` is not supported"), "{e}");
+        j.timezone = Some("UTC".into());
+        assert!(j.validate().is_ok());
+        let mut j = minimal;
+        j.created_at = Some("yesterday".into());
+        assert_eq!(j.validate().unwrap_err().field, "created_at");
+    }
+
+    #[test]
+    fn every_form_go_accepts() {
+        let secs = |s: f64| std::time::Duration::from_secs_f64(s);
+        for (schedule, want) in [
+            ("@every 1h", secs(3600.0)),
+            ("@every 30m", secs(1800.0)),
+            ("@every 1h30m", secs(5400.0)),
+            ("@every 1.5h", secs(5400.0)),
+            ("@every 90s", secs(90.0)),
+            ("@every 1h0m0s", secs(3600.0)),
+            ("@every +5m", secs(300.0)),
+            ("@every 2h45m30.5s", secs(9930.5)),
+            ("@every .5m", secs(30.0)),
+            ("@every 1.m", secs(60.0)),
+            ("@every 1500ms", secs(1.5)),
+            ("@every 1000000us", secs(1.0)),
+            ("@every 1000000\u{b5}s", secs(1.0)),
+            ("@every 1000000\u{3bc}s", secs(1.0)),
+            ("@every 1000000000ns", secs(1.0)),
+            ("@every 1s500ms", secs(1.5)),
+            ("@every 1m1m", secs(120.0)),
+            ("  @every   10m  ", secs(600.0)),
+        ] {
+            assert_eq!(
+                schedule.parse::<Schedule>(),
+                Ok(Schedule::Every(want)),
+                "{schedule}"
+            );
+        }
+        let t = "2026-02-18T09:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        assert_eq!("2026-02-18T09:00:00Z".parse(), Ok(Schedule::At(t)));
+        assert_eq!("2026-02-18T10:00:00+01:00".parse(), Ok(Schedule::At(t)));
+    }
+
+    #[test]
+    fn cron_and_garbage_are_refused_with_a_reason() {
+        let reason = |s: &str| {
+            let e = s.parse::<Schedule>().unwrap_err();
+            assert_eq!(e.field, "schedule", "{s}");
+            e.reason
+        };
+        for cron in [
+            "0 * * * *",
+            "*/5 * * * *",
+            "0 9 * * MON-FRI",
+            "0 0 12 * * ?",
+            "@daily",
+            "@hourly",
+            "@reboot",
+            "TZ=UTC 0 * * * *",
+        ] {
+            let r = reason(cron);
+            assert!(
+                r.contains(
+                    "cron expressions are not supported; use `@every <duration>` (e.g. `@every 30m`) or an RFC3339 time"
+                ),
+                "{cron}: {r}"
+            );
+        }
+        for (bad, says) in [
+            ("@every 0s", "must be positive"),
+            ("@every 0", "must be positive"),
+            ("@every -1m", "must be positive"),
+            ("@every 500ms", "shortest interval is 1s"),
+            ("@every", "needs a duration"),
+            (
+                "@every 5 minutes",
+                "time: unknown unit \" minutes\" in duration \"5 minutes\"",
+            ),
+            ("@every 1d", "unknown unit \"d\""),
+            ("@every 5", "missing unit"),
+            ("@every 9999999999h", "invalid duration"),
+            ("@every5m", "with a space"),
+            ("tomorrow", "neither `@every <duration>`"),
+            ("2026-02-18", "neither"),
+            ("", "schedule is required"),
+        ] {
+            let r = reason(bad);
+            assert!(r.contains(says), "{bad}: {r}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod events_api;
 pub mod ironclaw;
+pub mod jobs;
 pub mod learning;
 pub mod ledger_routes;
 pub mod metrics;
@@ -41,6 +42,7 @@ pub use garrison_services::openclawssy::{
     EnvProvider, Openclawssy, Settings as OpenclawssySettings,
 };
 pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
+pub use garrison_services::scheduler::{RunLauncher, Scheduler};
 pub use milestones::MilestoneSettings;
 pub use route_table::{Route, Routes};
 
@@ -64,6 +66,8 @@ pub struct AppState {
     pub orchestrator: Option<Arc<Orchestrator>>,
     /// The `/v1` run service and admin API; `None`: those routes answer 503.
     pub openclawssy: Option<Openclawssy>,
+    /// Scheduler jobs; `None`: the jobs routes answer 503.
+    pub scheduler: Option<Arc<Scheduler>>,
     /// Flips to `true` when shutdown starts, so endless responses (SSE) end
     /// and the graceful drain can finish. `None`: never shut down.
     shutdown: Option<watch::Receiver<bool>>,
@@ -79,6 +83,7 @@ impl AppState {
             data_dir: None,
             orchestrator: None,
             openclawssy: None,
+            scheduler: None,
             shutdown: None,
         }
     }
@@ -86,6 +91,12 @@ impl AppState {
     /// The same state with the `/v1` run service and admin API.
     pub fn with_openclawssy(mut self, service: Openclawssy) -> Self {
         self.openclawssy = Some(service);
+        self
+    }
+
+    /// The same state with scheduler jobs.
+    pub fn with_scheduler(mut self, scheduler: Arc<Scheduler>) -> Self {
+        self.scheduler = Some(scheduler);
         self
     }
 
@@ -137,6 +148,7 @@ pub fn routes(body_limit: usize) -> Routes {
         .merge(appleseed::routes())
         .merge(learning::routes())
         .merge(orchestration::routes())
+        .merge(jobs::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())
@@ -196,6 +208,22 @@ pub struct ServeConfig {
     /// The `/v1` run service and admin API over `data_dir/agents`; `None`
     /// leaves them off this node.
     pub openclawssy: Option<OpenclawssySettings>,
+    /// Whether this node fires scheduler jobs (it needs a launcher too).
+    /// The jobs API is served either way.
+    pub fire_jobs: bool,
+    /// What starts the runs that scheduler jobs fire. Without one, jobs are
+    /// stored and shown but this node fires none.
+    pub run_launcher: Option<LauncherRef>,
+}
+
+/// A shared [`RunLauncher`] (`Debug` for [`ServeConfig`]).
+#[derive(Clone)]
+pub struct LauncherRef(pub Arc<dyn RunLauncher>);
+
+impl std::fmt::Debug for LauncherRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunLauncher")
+    }
 }
 
 impl ServeConfig {
@@ -211,7 +239,15 @@ impl ServeConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             orchestration: None,
             openclawssy: Some(OpenclawssySettings::default()),
+            fire_jobs: true,
+            run_launcher: None,
         }
+    }
+
+    /// The same config with `launcher` starting the runs of scheduler jobs.
+    pub fn with_launcher(mut self, launcher: Arc<dyn RunLauncher>) -> Self {
+        self.run_launcher = Some(LauncherRef(launcher));
+        self
     }
 }
 
@@ -379,6 +415,23 @@ async fn run(
     let workers = orchestrator
         .clone()
         .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
+    let scheduler = Scheduler::new(ledger.clone());
+    let firing = match (&config.run_launcher, config.fire_jobs) {
+        (Some(LauncherRef(launcher)), true) => {
+            let runner = scheduler.runner(launcher.clone());
+            Some(tokio::spawn(runner.run(
+                down_rx.clone(),
+                garrison_services::scheduler::DEFAULT_POLL,
+            )))
+        }
+        (None, true) => {
+            tracing::info!(
+                "no run launcher on this node: scheduler jobs are stored but not fired here"
+            );
+            None
+        }
+        (_, false) => None,
+    };
     let state = AppState {
         ledger,
         token,
@@ -386,6 +439,7 @@ async fn run(
         data_dir: Some(Arc::new(config.data_dir.clone())),
         orchestrator: orchestrator.clone(),
         openclawssy: openclawssy.clone(),
+        scheduler: Some(scheduler),
         shutdown: Some(down_rx),
     };
     let app = router(state, config.body_limit);
@@ -435,6 +489,12 @@ async fn run(
         && let Err(e) = outbox.await
     {
         tracing::error!(error = %e, "milestone outbox panicked");
+    }
+    // The firing loop records how interrupted fires ended before the ledger closes.
+    if let Some(firing) = firing
+        && let Err(e) = firing.await
+    {
+        tracing::error!(error = %e, "scheduler panicked");
     }
     // Likewise the feed, so its position is saved before the ledger closes.
     if let Some(feed) = feed

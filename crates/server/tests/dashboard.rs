@@ -231,8 +231,23 @@ async fn pages_show_ledger_content_escaped() {
     );
 
     let scheduler = page("/dashboard/scheduler").await;
+    assert!(scheduler.contains("jobs-empty"), "{scheduler}");
+    let r = s
+        .post(
+            "/api/admin/jobs",
+            &json!({"job_id": "nightly-report", "agent_id": "agent_default",
+                    "schedule": "@every 24h", "message": "Report", "mode": "isolated",
+                    "enabled": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let next = r.json()["next_run_at"].as_str().unwrap().to_string();
+    let scheduler = page("/dashboard/scheduler").await;
     assert!(
-        scheduler.contains("not available on this build"),
+        scheduler.contains("<code>nightly-report</code>")
+            && scheduler.contains("<code>@every 24h</code>")
+            && scheduler.contains(&format!("{} {}", &next[..10], &next[11..19]))
+            && scheduler.contains("never"),
         "{scheduler}"
     );
 

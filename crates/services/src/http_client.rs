@@ -240,6 +240,46 @@ impl ServerUrl {
         Ok((resp.status, json))
     }
 
+    /// A request with an optional JSON body and the bearer token, returning
+    /// the status and the JSON answer (the admin API's writes).
+    pub async fn send_json(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        if !method.bytes().all(|b| b.is_ascii_uppercase()) || method.is_empty() {
+            return Err(HttpError::Protocol(format!("bad method `{method}`")));
+        }
+        let bytes = match body {
+            Some(v) => serde_json::to_vec(v)
+                .map_err(|e| HttpError::Protocol(format!("cannot encode the body: {e}")))?,
+            None => Vec::new(),
+        };
+        let mut head = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\nContent-Length: {}\r\n",
+            self.target(path_and_query),
+            self.authority,
+            bytes.len()
+        );
+        if body.is_some() {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(&bytes);
+        let resp = self.exchange(&request).await?;
+        let json = serde_json::from_slice(&resp.body).map_err(|_| HttpError::NotJson {
+            status: resp.status,
+            snippet: String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)]).into_owned(),
+        })?;
+        Ok((resp.status, json))
+    }
+
     /// POSTs `body` as is (the caller signs these exact bytes) with the
     /// given extra headers; any status is returned, not turned into an error.
     pub async fn post(

@@ -1,11 +1,12 @@
 //! The services (CO, observer, integration, duty officer, sentinel, learning, milestones, scheduler):
 //! logic over the ledger, vault and agent crates.
 //!
-//! Built so far: `openclawssy` (the `/v1` run service, chat sessions, agent
-//! config and secret store), `appleseed` (the local learning state: runtime event ingest,
-//! projection, openclaw-import and reports), `milestones` (the outbound
-//! milestone emitter) and `http_client` (the plain-HTTP client both the CLI and
-//! the emitter use). The orchestration issues build the rest.
+//! `openclawssy` (the `/v1` run service, chat sessions, agent config and
+//! secret store), `appleseed` (the local learning state: runtime event ingest, projection,
+//! openclaw-import and reports), `milestones` (the outbound milestone
+//! emitter), `orchestration`, `learning`, `scheduler` (jobs that start agent
+//! runs on `@every` intervals or at one-shot times) and `http_client` (the
+//! plain-HTTP client the CLI and the emitter use).
 
 pub mod appleseed;
 pub mod http_client;
@@ -14,4 +15,5 @@ pub mod metrics;
 pub mod milestones;
 pub mod openclawssy;
 pub mod orchestration;
+pub mod scheduler;
 mod values;

@@ -79,6 +79,16 @@ event_types! {
     MilestoneReceived => "MILESTONE_RECEIVED",
     // Garrison's own: one step of an outbound milestone delivery (the outbox).
     MilestoneDelivery => "MILESTONE_DELIVERY",
+    // Garrison's own: scheduler jobs, one stream `job:<job_id>` per job.
+    JobCreated => "JOB_CREATED",
+    JobUpdated => "JOB_UPDATED",
+    JobDeleted => "JOB_DELETED",
+    // A window claimed by compare-and-append, then its run's start and end.
+    JobFired => "JOB_FIRED",
+    JobRunStarted => "JOB_RUN_STARTED",
+    JobRunFinished => "JOB_RUN_FINISHED",
+    // A one-shot whose time passed while no scheduler ran: not replayed.
+    JobMissed => "JOB_MISSED",
 }
 
 /// An event type on the wire: one of the canonical names (the two contract
@@ -253,7 +263,7 @@ mod tests {
         assert_eq!("ORDER CLAIMED".parse(), Ok(EventType::OrderClaimed));
         assert_eq!("WORKTREE_Removed".parse(), Ok(EventType::WorktreeRemoved));
         assert!("ORDER_EXPLODED".parse::<EventType>().is_err());
-        assert_eq!(EventType::ALL.len(), 36);
+        assert_eq!(EventType::ALL.len(), 43);
     }
 
     #[test]

@@ -1,18 +1,19 @@
-//! Scheduler jobs with their next run. This build has no scheduler, so the
-//! page says so; a jobs store plugs in by returning [`Jobs::Listed`] from
-//! [`jobs`].
+//! Scheduler jobs with their next run and how their last fire went, so a
+//! job that does not fire stands out.
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use garrison_services::scheduler::{JobView, SchedulerError};
 
-use super::{Nav, Tab, render};
+use super::{Nav, Tab, clip, error_page, render, when};
 use crate::AppState;
 
 /// One scheduled job as the page shows it.
 pub struct JobRow {
     pub job_id: String,
+    pub agent_id: String,
     pub schedule: String,
     pub next_run: String,
     pub last_run: String,
@@ -20,16 +21,46 @@ pub struct JobRow {
     pub enabled: bool,
 }
 
+impl JobRow {
+    fn of(j: &JobView) -> JobRow {
+        JobRow {
+            job_id: j.job.job_id.clone(),
+            agent_id: j.job.agent_id.clone(),
+            schedule: j.job.schedule.clone(),
+            next_run: j
+                .next_run_at
+                .as_deref()
+                .map(when)
+                .unwrap_or_else(|| "—".into()),
+            last_run: j
+                .last_fired_at
+                .as_deref()
+                .map(when)
+                .unwrap_or_else(|| "never".into()),
+            last_status: match &j.last_outcome {
+                Some(o) => clip(o, 160),
+                None => String::new(),
+            },
+            enabled: j.job.enabled,
+        }
+    }
+}
+
 /// What the node can say about scheduled jobs.
 pub enum Jobs {
-    /// No scheduler on this build or node.
+    /// No scheduler on this node.
     Unavailable,
     Listed(Vec<JobRow>),
 }
 
-/// The jobs to show. No scheduler exists yet, so there is nothing to ask.
-pub fn jobs(_state: &AppState) -> Jobs {
-    Jobs::Unavailable
+/// The jobs to show.
+pub async fn jobs(state: &AppState) -> Result<Jobs, SchedulerError> {
+    match &state.scheduler {
+        None => Ok(Jobs::Unavailable),
+        Some(s) => Ok(Jobs::Listed(
+            s.list().await?.iter().map(JobRow::of).collect(),
+        )),
+    }
 }
 
 #[derive(Template)]
@@ -52,11 +83,21 @@ pub struct SchedulerPage {
     security(("bearer" = []), ("session" = [])),
 )]
 pub async fn page(State(state): State<AppState>) -> Response {
-    render(
-        StatusCode::OK,
-        &SchedulerPage {
-            nav: Nav::new(Tab::Scheduler),
-            jobs: jobs(&state),
-        },
-    )
+    match jobs(&state).await {
+        Ok(jobs) => render(
+            StatusCode::OK,
+            &SchedulerPage {
+                nav: Nav::new(Tab::Scheduler),
+                jobs,
+            },
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: scheduler jobs could not be read");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Tab::Scheduler,
+                format!("The scheduler jobs could not be read: {e}"),
+            )
+        }
+    }
 }

@@ -1,0 +1,212 @@
+//! Scheduler jobs admin (Garrison's own, beside the Openclawssy admin API):
+//! create, list, show, replace, change, delete, and a job's recent fires.
+//! Errors use the Openclawssy shape `{"error":{"code","message"}}`.
+//!
+//! `GET /api/admin/jobs` → `{"jobs":[…]}`; `POST /api/admin/jobs` → 201 with
+//! the job (409 `conflict` when the id exists); `GET|PUT|PATCH|DELETE
+//! /api/admin/jobs/{job_id}`; `GET /api/admin/jobs/{job_id}/fires?limit=N`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use garrison_contracts::openclawssy::ErrorBody;
+use garrison_services::scheduler::{FireView, JobInput, JobView, Scheduler, SchedulerError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::AppState;
+use crate::route_table::Routes;
+
+/// Fires `GET …/fires` returns without `?limit=`.
+const DEFAULT_FIRES: usize = 20;
+/// Most fires one request returns (what the scheduler keeps per job).
+const MAX_FIRES: usize = garrison_services::scheduler::state::KEEP_FIRES;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/admin/jobs", list_jobs)
+        .post("/api/admin/jobs", create_job)
+        .get("/api/admin/jobs/{job_id}", get_job)
+        .put("/api/admin/jobs/{job_id}", replace_job)
+        .patch("/api/admin/jobs/{job_id}", patch_job)
+        .delete("/api/admin/jobs/{job_id}", delete_job)
+        .get("/api/admin/jobs/{job_id}/fires", list_fires)
+}
+
+/// An error in the Openclawssy shape.
+#[derive(Debug)]
+pub struct JobsError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl JobsError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> JobsError {
+        JobsError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> JobsError {
+        JobsError::new(StatusCode::BAD_REQUEST, "invalid.request", message)
+    }
+}
+
+impl IntoResponse for JobsError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+    }
+}
+
+impl From<SchedulerError> for JobsError {
+    fn from(e: SchedulerError) -> JobsError {
+        let (status, code) = match &e {
+            SchedulerError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid.request"),
+            SchedulerError::NotFound(_) => (StatusCode::NOT_FOUND, "not.found"),
+            SchedulerError::Exists(_) | SchedulerError::Contended(_) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            SchedulerError::Ledger(err) => {
+                tracing::error!(error = %err, "scheduler cannot use the ledger");
+                (StatusCode::SERVICE_UNAVAILABLE, "internal.error")
+            }
+        };
+        JobsError::new(status, code, e.to_string())
+    }
+}
+
+/// A JSON body whose rejections come back in the Openclawssy shape.
+pub struct JobsJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for JobsJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = JobsError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JobsJson(v)),
+            Err(r) => Err(match r {
+                JsonRejection::JsonDataError(e) => JobsError::invalid(e.body_text()),
+                JsonRejection::JsonSyntaxError(e) => JobsError::invalid(e.body_text()),
+                JsonRejection::MissingJsonContentType(e) => JobsError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "invalid.request",
+                    e.body_text(),
+                ),
+                other => JobsError::new(other.status(), "invalid.request", other.body_text()),
+            }),
+        }
+    }
+}
+
+fn scheduler(state: &AppState) -> Result<&Arc<Scheduler>, JobsError> {
+    state.scheduler.as_ref().ok_or_else(|| {
+        JobsError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal.error",
+            "the scheduler is not available on this node",
+        )
+    })
+}
+
+/// `GET /api/admin/jobs`.
+#[derive(Debug, Serialize)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+}
+
+/// `GET /api/admin/jobs/{job_id}/fires`.
+#[derive(Debug, Serialize)]
+pub struct FireList {
+    pub job_id: String,
+    pub fires: Vec<FireView>,
+}
+
+/// `?limit=` of the fires list.
+#[derive(Debug, Deserialize)]
+pub struct FiresQuery {
+    pub limit: Option<String>,
+}
+
+/// `DELETE /api/admin/jobs/{job_id}`.
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub job_id: String,
+    pub deleted: bool,
+}
+
+pub async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, JobsError> {
+    let jobs = scheduler(&state)?.list().await?;
+    Ok(Json(JobList { jobs }))
+}
+
+pub async fn create_job(
+    State(state): State<AppState>,
+    JobsJson(input): JobsJson<JobInput>,
+) -> Result<(StatusCode, Json<JobView>), JobsError> {
+    let job = scheduler(&state)?.create(input).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<JobView>, JobsError> {
+    Ok(Json(scheduler(&state)?.get(&job_id).await?))
+}
+
+pub async fn replace_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    JobsJson(input): JobsJson<JobInput>,
+) -> Result<Json<JobView>, JobsError> {
+    Ok(Json(scheduler(&state)?.replace(&job_id, input).await?))
+}
+
+pub async fn patch_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    JobsJson(input): JobsJson<JobInput>,
+) -> Result<Json<JobView>, JobsError> {
+    Ok(Json(scheduler(&state)?.patch(&job_id, input).await?))
+}
+
+pub async fn delete_job(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<Deleted>, JobsError> {
+    scheduler(&state)?.delete(&job_id).await?;
+    Ok(Json(Deleted {
+        job_id,
+        deleted: true,
+    }))
+}
+
+pub async fn list_fires(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    Query(q): Query<FiresQuery>,
+) -> Result<Json<FireList>, JobsError> {
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_FIRES,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_FIRES).contains(&n) => n,
+            _ => {
+                return Err(JobsError::invalid(format!(
+                    "limit must be a whole number from 1 to {MAX_FIRES}, not `{s}`"
+                )));
+            }
+        },
+    };
+    let fires = scheduler(&state)?.fires(&job_id, limit).await?;
+    Ok(Json(FireList { job_id, fires }))
+}
