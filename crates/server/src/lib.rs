@@ -211,8 +211,9 @@ pub struct ServeConfig {
     /// Whether this node fires scheduler jobs (it needs a launcher too).
     /// The jobs API is served either way.
     pub fire_jobs: bool,
-    /// What starts the runs that scheduler jobs fire. Without one, jobs are
-    /// stored and shown but this node fires none.
+    /// What starts the runs that scheduler jobs fire; `None`: this node's
+    /// `/v1` run service, and without that, jobs are stored and shown but
+    /// this node fires none.
     pub run_launcher: Option<LauncherRef>,
 }
 
@@ -416,8 +417,14 @@ async fn run(
         .clone()
         .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
     let scheduler = Scheduler::new(ledger.clone());
-    let firing = match (&config.run_launcher, config.fire_jobs) {
-        (Some(LauncherRef(launcher)), true) => {
+    // Jobs start /v1 runs on this node unless another launcher was given.
+    let launcher: Option<Arc<dyn RunLauncher>> = match (&config.run_launcher, &openclawssy) {
+        (Some(LauncherRef(l)), _) => Some(l.clone()),
+        (None, Some(service)) => Some(Arc::new(service.clone())),
+        (None, None) => None,
+    };
+    let firing = match (&launcher, config.fire_jobs) {
+        (Some(launcher), true) => {
             let runner = scheduler.runner(launcher.clone());
             Some(tokio::spawn(runner.run(
                 down_rx.clone(),
@@ -426,7 +433,7 @@ async fn run(
         }
         (None, true) => {
             tracing::info!(
-                "no run launcher on this node: scheduler jobs are stored but not fired here"
+                "no /v1 run service on this node: scheduler jobs are stored but not fired here"
             );
             None
         }

@@ -858,3 +858,52 @@ async fn admin_config_and_secrets_persist_and_survive_a_restart() {
     server.stop().await;
     assert!(logs().contains("last-known-good"));
 }
+
+/// A scheduler job fires `/v1` runs of its agent on this node: each fire's
+/// run is `source: scheduler`, the job shows its outcome, and a `main_like`
+/// job's second fire sees the first exchange as history.
+#[tokio::test]
+async fn scheduler_jobs_start_v1_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ModelServer::start(vec![text("report one"), text("report two")]).await;
+    let s = start(dir.path(), &model, "sched-model").await;
+    let job = json!({
+        "job_id": "daily_report", "agent_id": "agent_default", "schedule": "@every 1s",
+        "message": "Generate status report", "mode": "main_like", "enabled": true,
+    });
+    let r = s.post("/api/admin/jobs", &job).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+
+    // Bounded wait for two fires whose runs both completed.
+    let mut view = Value::Null;
+    for _ in 0..600 {
+        view = s.get("/api/admin/jobs/daily_report").await.json();
+        if view["fires"].as_u64().unwrap_or(0) >= 2 && view["last_outcome"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(view["fires"].as_u64().unwrap_or(0) >= 2, "{view}");
+    assert_eq!(view["last_outcome"], "completed", "{view}");
+    // Stop further fires before reading what the model saw.
+    let r = s
+        .call(
+            "PATCH",
+            "/api/admin/jobs/daily_report",
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+
+    let run_id = view["last_run_id"].as_str().unwrap().to_string();
+    let run = wait_run(&s, &run_id).await;
+    assert_eq!(run["source"], "scheduler", "{run}");
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"], "report two", "{run}");
+
+    let seen = model.seen();
+    assert!(seen.len() >= 2, "{seen:?}");
+    let second = seen[1].body["messages"].to_string();
+    assert!(second.contains("report one"), "history missing: {second}");
+    s.stop().await;
+}

@@ -16,6 +16,7 @@ pub mod chat;
 mod error;
 mod execute;
 mod files;
+pub mod launcher;
 pub mod provider;
 pub mod runs;
 pub mod secrets;
