@@ -65,7 +65,11 @@ fn run_len(b: &[u8], from: usize, ok: impl Fn(u8) -> bool) -> usize {
 }
 
 fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    (0..hay.len().saturating_sub(needle.len() - 1)).filter(move |&i| hay[i..].starts_with(needle))
+    // Checking the first byte inline before comparing the rest keeps this a
+    // plain byte scan: audited payloads are scanned once per pattern.
+    let first = needle.first().copied();
+    (0..hay.len().saturating_sub(needle.len().saturating_sub(1)))
+        .filter(move |&i| Some(hay[i]) == first && hay[i..].starts_with(needle))
 }
 
 /// Provider tokens recognised by a fixed prefix and a minimum body length.
