@@ -77,6 +77,9 @@ impl Orchestrator {
         let Some(order_id) = &rec.order_id else {
             return Ok(());
         };
+        if rec.event_type == EventType::OrderClaimed {
+            self.queue.note_claim();
+        }
         if rec.event_type == EventType::IntegrationReady && roles.integration {
             self.note_integration(order_id);
         }

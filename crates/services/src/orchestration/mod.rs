@@ -288,6 +288,13 @@ impl Orchestrator {
                             list.push(o.order_id.clone());
                         }
                     }
+                    // Marked ready while no integration service was up.
+                    OrderStatus::Completed
+                        if o.integration == Some(EventType::IntegrationReady)
+                            && self.settings.roles.integration =>
+                    {
+                        self.note_integration(&o.order_id);
+                    }
                     _ => {}
                 }
             }

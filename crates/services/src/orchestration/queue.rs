@@ -297,6 +297,12 @@ impl Queue {
         self.with(|s| s.active.len())
     }
 
+    /// Counts a claim made by another node (the follower saw it), so the
+    /// sentinel sees progress on a node whose workers are elsewhere.
+    pub fn note_claim(&self) {
+        self.with(|s| s.claims += 1);
+    }
+
     pub fn claims(&self) -> u64 {
         self.with(|s| s.claims)
     }
