@@ -331,11 +331,7 @@ async fn two_nodes_and_four_workers_lose_nothing_and_claim_nothing_twice() {
 
     // A node without the CO answers its routes with 503.
     let b = ServerUrl::parse(&url_b).unwrap();
-    let (status, _) = b
-        .get_json("/runs/none", Some(TOKEN))
-        .await
-        .map(|(s, v)| (s, v))
-        .unwrap();
+    let (status, _) = b.get_json("/runs/none", Some(TOKEN)).await.unwrap();
     assert_eq!(status, 404, "ledger read routes run on every node");
     let auth = format!("Bearer {TOKEN}");
     let refused = b
