@@ -492,6 +492,14 @@ async fn two_nodes_and_four_workers_lose_nothing_and_claim_nothing_twice() {
             "order {id} is COMPLETED but no unit completed it"
         );
     }
+    // B's workers went on through A after B died.
+    let after_kill = lines(&done_log).split_off(killed_at);
+    for w in ["w3", "w4"] {
+        assert!(
+            after_kill.iter().any(|l| l.ends_with(&format!(" {w}"))),
+            "{w} completed nothing after node B died: it did not fail over to node A"
+        );
+    }
     let reissued = reissues.len();
     assert!(
         reissued >= 1,
