@@ -66,7 +66,7 @@ impl SqliteLedger {
             .map_err(|e| {
                 LedgerError::Storage(format!("cannot open {}: {e}", lock_path.display()))
             })?;
-        lock.try_lock().map_err(|_| {
+        take_lock(&lock).map_err(|_| {
             LedgerError::Storage(format!(
                 "{} is in use by another garrison process (only one process may own an embedded ledger)",
                 path.display()
@@ -118,6 +118,20 @@ impl SqliteLedger {
         tokio::task::spawn_blocking(move || pool.with(f))
             .await
             .map_err(|e| LedgerError::Storage(format!("reader task failed: {e}")))?
+    }
+}
+
+/// Takes the owner's lock, waiting a moment for a holder that is letting
+/// go: a lock released by `close` can linger briefly in a child process
+/// forked at that instant (until its `exec` closes the inherited descriptor).
+fn take_lock(lock: &File) -> std::result::Result<(), std::fs::TryLockError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
     }
 }
 

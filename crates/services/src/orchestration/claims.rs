@@ -90,6 +90,9 @@ impl Orchestrator {
                         .observe(started.elapsed());
                     return Ok(Some(job));
                 }
+                // Given back (a lease elsewhere holds a conflicting lock):
+                // wait for the queue to change rather than retry at once.
+                Ok(None) if self.queue.is_ready(&active.order_id) => return Ok(None),
                 // Lost the race (another claimer, a cancel): try the next one.
                 Ok(None) => continue,
                 // Whatever state the order is in, the duty officer puts it

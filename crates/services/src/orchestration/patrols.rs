@@ -86,6 +86,16 @@ impl Orchestrator {
                 }
                 continue;
             }
+            // The stream's current version, not the lease's: an event that
+            // is no status change (an observer finding) may have moved it.
+            // The reap below still holds only if this token's lease lapsed,
+            // and the compare-and-append if nothing moved since this read.
+            let stream = garrison_ledger::stream_for(
+                &order.garrison_id,
+                order.run_id.as_deref(),
+                Some(&order.order_id),
+            );
+            let version = self.ledger.stream_version(&stream).await?;
             let max = self.max_retries(&order.order_id).await?;
             let reason = format!(
                 "lease of unit `{}` expired (attempt {})",
@@ -96,7 +106,7 @@ impl Orchestrator {
                 .payload(
                     json!({"code": "TASK_TIMEOUT", "reason": reason, "attempt": lapsed.attempt}),
                 )
-                .expect_version(lapsed.version);
+                .expect_version(version);
             let retry = lapsed.attempt <= max;
             let mut batch = vec![blocked];
             if retry {

@@ -180,7 +180,12 @@ impl Queue {
                 s.ready.insert(ready.created_seq, ready);
             }
         });
-        self.notify.notify_waiters();
+        // No wake-up: nothing changed that would let a claim succeed now.
+    }
+
+    /// Whether `order_id` waits in the ready set.
+    pub fn is_ready(&self, order_id: &str) -> bool {
+        self.with(|s| s.ready.values().any(|r| r.order_id == order_id))
     }
 
     /// Drops an order taken by [`Queue::take`] whose claim lost (another
