@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use garrison_server::{Ready, ServeConfig, TokenSource};
+use garrison_services::orchestration::Roles;
 
 use crate::config::{Global, Settings};
 
@@ -20,23 +21,25 @@ const SERVICES: &[(&str, bool)] = &[
     ("integration", true),
     ("duty", true),
     ("sentinel", true),
+    ("patrols", true),
     ("learning", false),
     ("milestones", true),
     ("scheduler", true),
     ("v1", true),
 ];
 
-/// The services that make up the orchestration block.
-const ORCHESTRATION: &[&str] = &[
-    "gateway",
-    "co",
-    "vault",
-    "worker",
-    "observer",
-    "integration",
-    "duty",
-    "sentinel",
-];
+/// The orchestration roles a service list selects (`all` or an empty list:
+/// every one).
+pub fn roles(services: &[String]) -> Roles {
+    if services.is_empty() {
+        return Roles::ALL;
+    }
+    let mut roles = Roles::NONE;
+    for s in services {
+        roles.select(s);
+    }
+    roles
+}
 
 /// A known service name (clap rejects the rest with its usual error).
 pub fn parse_service(name: &str) -> Result<String, String> {
@@ -72,11 +75,23 @@ delivers run completed/failed, integrated and escalation events as signed
 milestones to every target, signed with GARRISON_MILESTONE_SECRET (or a
 table-form target's secret_env); a target without a secret is refused.
 
-The orchestration services (gateway, CO, vault, worker, observer, integration,
-duty officer, sentinel) run as one block with [orchestration] settings, unit
-[profiles.NAME] and [gates]; naming any of them in --services runs all of
-them (splitting them across nodes is not built yet). `--services ledger`
-leaves them off: their routes then answer 503.
+The orchestration services are gateway (POST /chat), co (runs: create, plan,
+dispatch, synthesize), vault (theaters, worktrees), worker (the in-process
+pool, POST /jobs and the remote-worker claim/heartbeat/report routes),
+observer, duty (lease expiry and reissues), sentinel, and integration (gates
+and merge); `patrols` names observer, duty and sentinel together. They read
+[orchestration], [profiles.NAME] and [gates]. A route of a service this node
+does not run answers 503. The ledger and event routes run on every node.
+
+Scale-out: any number of nodes (and remote workers) may share one PostgreSQL
+ledger with different --services. Claims are exclusive across nodes (each
+one commits with its lease in one transaction), leases live in the database
+so any node with `worker` takes heartbeats and reports for any lease, and
+whichever nodes run `duty` reissue the leases of a node or worker that died.
+Nodes that share theaters must share the data dir (worktrees live there).
+
+  garrison serve --database-url $DB --listen 127.0.0.1:7878 --services gateway,co,ledger,worker,patrols
+  garrison serve --database-url $DB --listen 127.0.0.1:7879 --services worker,patrols,integration
 
 The Openclawssy surface (`v1`) serves POST /v1/runs, GET /v1/runs/{id},
 POST /v1/chat/messages and /api/admin/* (status, config, secrets, chat
@@ -144,12 +159,14 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     config.body_limit = settings.body_limit;
     config.milestones = settings.milestones;
     config.outbox = outbox;
-    // The orchestration services run as one block: naming any of them runs all.
-    let runs_orchestration = services.is_empty()
-        || services
-            .iter()
-            .any(|s| ORCHESTRATION.contains(&s.as_str()) || s == "all");
-    config.orchestration = runs_orchestration.then_some(settings.orchestration);
+    // Each orchestration service runs where it is named; the queue index and
+    // the follower run wherever any of them does.
+    let roles = roles(&services);
+    config.orchestration = roles.any().then(|| {
+        let mut o = settings.orchestration;
+        o.roles = roles;
+        o
+    });
     // The /v1 run service and admin API; its default provider comes from GARRISON_LLM_*.
     let runs_v1 = services.is_empty() || services.iter().any(|s| s == "all" || s == "v1");
     config.openclawssy = runs_v1.then(|| garrison_server::OpenclawssySettings {

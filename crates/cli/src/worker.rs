@@ -1,12 +1,18 @@
 //! `garrison worker --server URL`: a remote worker. It long-polls the
 //! server for a job, runs the unit in the job's worktree (heartbeating the
 //! lease), and reports the attempt; the server appends the events.
+//!
+//! Given several servers (nodes sharing one PostgreSQL ledger), it talks to
+//! the first that answers and moves on to the next when one cannot be
+//! reached: leases live in the shared ledger, so any node running the worker
+//! service takes the heartbeats and the report of a job another node handed out.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use garrison_services::http_client::{ServerUrl, error_message};
 use garrison_services::orchestration::{Job, Report, execute};
@@ -21,13 +27,20 @@ token) and must see the job's worktree path: run it on the server's machine or
 on a shared filesystem. `llm` units read GARRISON_LLM_API_KEY from the
 worker's own environment.
 
+With several --server URLs (nodes running the worker service on one shared
+PostgreSQL ledger) the worker uses the first that answers and fails over to
+the next when a node cannot be reached, mid-job included: the lease lives in
+the ledger, so heartbeats and the report go to whichever node is up.
+
 Examples:
   garrison worker --server http://127.0.0.1:7878
-  garrison worker --server http://127.0.0.1:7878 --unit-id fireteam-a --max-jobs 10")]
+  garrison worker --server http://127.0.0.1:7878 --unit-id fireteam-a --max-jobs 10
+  garrison worker --server http://10.0.0.2:7878,http://10.0.0.1:7878")]
 pub struct WorkerArgs {
-    /// Server to claim jobs from (http://HOST:PORT)
-    #[arg(long, value_name = "URL")]
-    pub server: String,
+    /// Servers to claim jobs from (http://HOST:PORT), in order of preference;
+    /// comma-separated or repeated
+    #[arg(long, value_name = "URL", value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
     /// This worker's unit id [default: worker-<pid>]
     #[arg(long, value_name = "ID")]
     pub unit_id: Option<String>,
@@ -42,14 +55,25 @@ pub struct WorkerArgs {
 pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
     let settings = Settings::load(global)?;
     let token = settings.client_token()?;
-    let server = ServerUrl::parse(&args.server).context("--server")?;
+    let servers = args
+        .server
+        .iter()
+        .map(|u| ServerUrl::parse(u).with_context(|| format!("--server {u}")))
+        .collect::<Result<Vec<_>>>()?;
     let unit_id = args
         .unit_id
         .unwrap_or_else(|| format!("worker-{}", std::process::id()));
     let rt = crate::runtime()?;
-    eprintln!("garrison worker {unit_id}: claiming from {}", args.server);
+    eprintln!(
+        "garrison worker {unit_id}: claiming from {}",
+        args.server.join(", ")
+    );
     rt.block_on(work(
-        Arc::new(server),
+        Arc::new(Servers {
+            urls: args.server.clone(),
+            servers,
+            current: AtomicUsize::new(0),
+        }),
         token,
         unit_id,
         args.max_jobs,
@@ -57,7 +81,68 @@ pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
     ))
 }
 
+/// The servers a worker may use, and the one it uses now.
+struct Servers {
+    urls: Vec<String>,
+    servers: Vec<ServerUrl>,
+    current: AtomicUsize,
+}
+
+/// Posts to the current server; one that cannot be reached hands over to the
+/// next (each server is tried once per call).
 async fn post(
+    servers: &Servers,
+    token: Option<&str>,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value)> {
+    let n = servers.servers.len().max(1);
+    let first = servers.current.load(Ordering::Relaxed) % n;
+    let mut last_err = None;
+    for i in 0..n {
+        let at = (first + i) % n;
+        let Some(server) = servers.servers.get(at) else {
+            break;
+        };
+        match post_to(server, token, path, body).await {
+            Ok(r) => {
+                if at != first {
+                    eprintln!(
+                        "garrison worker: now using {}",
+                        servers.urls.get(at).map_or("?", String::as_str)
+                    );
+                    servers.current.store(at, Ordering::Relaxed);
+                }
+                return Ok(r);
+            }
+            Err(e) if e.downcast_ref::<Unauthorized>().is_some() => return Err(e),
+            Err(e) => {
+                if n > 1 {
+                    eprintln!(
+                        "garrison worker: {} unreachable ({e:#})",
+                        servers.urls.get(at).map_or("?", String::as_str)
+                    );
+                }
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no server to post to")))
+}
+
+/// A 401: the token is wrong everywhere, not just on one node.
+#[derive(Debug)]
+struct Unauthorized(String);
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unauthorized {}
+
+async fn post_to(
     server: &ServerUrl,
     token: Option<&str>,
     path: &str,
@@ -72,13 +157,13 @@ async fn post(
     let resp = server.post(path, &headers, &bytes).await?;
     let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     if resp.status == 401 {
-        bail!("{path}: {}", error_message(&resp.body));
+        return Err(Unauthorized(format!("{path}: {}", error_message(&resp.body))).into());
     }
     Ok((resp.status, v))
 }
 
 async fn work(
-    server: Arc<ServerUrl>,
+    server: Arc<Servers>,
     token: Option<String>,
     unit_id: String,
     max_jobs: Option<u64>,
@@ -102,6 +187,11 @@ async fn work(
             () = &mut stop => break,
         };
         if status != 200 {
+            // A node that is stopping (or does not run the worker service)
+            // answers 503: the next node may take the claim.
+            if status == 503 && server.servers.len() > 1 {
+                server.current.fetch_add(1, Ordering::Relaxed);
+            }
             eprintln!("garrison worker: claim answered {status}: {body}; retrying in 2 s");
             tokio::time::sleep(Duration::from_secs(2)).await;
             continue;

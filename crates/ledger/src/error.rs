@@ -11,6 +11,13 @@ pub enum LedgerError {
         expected: i64,
         actual: i64,
     },
+    /// A lease check failed: the token does not hold the order's lease (or,
+    /// for a grant, the order is leased already). Nothing was appended.
+    #[error("{0}")]
+    LeaseConflict(String),
+    /// A grant's locks conflict with a lease held in the same theater.
+    #[error("{0}")]
+    LockConflict(String),
     /// The event would move a run or order along an edge the state machine forbids.
     #[error("{0}")]
     InvalidTransition(String),
@@ -32,7 +39,10 @@ impl LedgerError {
     /// The operator-workflow code for this error.
     pub fn code(&self) -> &'static str {
         match self {
-            LedgerError::ConcurrencyConflict { .. } => "CONCURRENCY_CONFLICT",
+            LedgerError::ConcurrencyConflict { .. } | LedgerError::LeaseConflict(_) => {
+                "CONCURRENCY_CONFLICT"
+            }
+            LedgerError::LockConflict(_) => "LOCK_CONFLICT",
             LedgerError::InvalidTransition(_) => "INVALID_TRANSITION",
             LedgerError::Invalid(_) => "SCHEMA_INVALID",
             LedgerError::Inconsistent(_) => "LEDGER_INCONSISTENT",

@@ -8,6 +8,7 @@
 pub mod backup;
 mod error;
 mod event;
+pub mod lease;
 pub mod postgres;
 pub mod projection;
 pub mod sqlite;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub use error::{LedgerError, Result};
 pub use event::{Appended, NewEvent, Query, Record, format_ts, stream_for};
+pub use lease::{Grant, Lease, LeaseOp, Leases};
 pub use projection::{OrderSnapshot, RunSnapshot, order_counts};
 pub use store::{Ledger, RebuildStats};
 

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::error::Result;
 use crate::event::{Appended, NewEvent, Query, Record};
+use crate::lease::Leases;
 use crate::projection::{OrderSnapshot, RunSnapshot};
 
 /// What `rebuild` did.
@@ -23,9 +24,10 @@ pub struct RebuildStats {
 ///
 /// Every append is acknowledged only after it is durable. Appends with an
 /// existing `event_id` return the original record. A batch is atomic: all of
-/// its events are appended or none are.
+/// its events are appended or none are. Claimed orders' leases live beside
+/// the log ([`Leases`]).
 #[async_trait]
-pub trait Ledger: Send + Sync + 'static {
+pub trait Ledger: Leases + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 

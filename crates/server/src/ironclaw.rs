@@ -157,7 +157,7 @@ impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
         let code = e.code();
         let status = match code {
-            "CONCURRENCY_CONFLICT" | "INVALID_TRANSITION" => StatusCode::CONFLICT,
+            "CONCURRENCY_CONFLICT" | "INVALID_TRANSITION" | "LOCK_CONFLICT" => StatusCode::CONFLICT,
             "SCHEMA_INVALID" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -381,19 +381,32 @@ async fn run(
             }
         })
     });
-    // Garrison's own runs feed the Appleseed state wherever runs happen.
-    let feed = config.orchestration.is_some().then(|| {
-        let run = garrison_services::learning::appleseed_feed::run(
-            ledger.clone(),
-            config.data_dir.clone(),
-            down_rx.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = run.await {
-                tracing::error!(error = %e, "appleseed feed failed");
-            }
-        })
-    });
+    // Garrison's own runs feed the Appleseed state: on the node that runs
+    // the CO (nodes sharing a ledger may share the data dir too).
+    let feed = config
+        .orchestration
+        .as_ref()
+        .is_some_and(|o| o.roles.co)
+        .then(|| {
+            let run = garrison_services::learning::appleseed_feed::run(
+                ledger.clone(),
+                config.data_dir.clone(),
+                down_rx.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = run.await {
+                    tracing::error!(error = %e, "appleseed feed failed");
+                }
+            })
+        });
+    // Where the follower starts: read before the restore, so nothing another
+    // node appends meanwhile is missed (what the restore saw is skipped by version).
+    let shared = backend == "postgres";
+    let head = if shared && config.orchestration.is_some() {
+        ledger.head().await?
+    } else {
+        0
+    };
     let orchestrator = match config.orchestration.clone() {
         Some(settings) => {
             let orch = Orchestrator::new(ledger.clone(), settings);
@@ -401,7 +414,7 @@ async fn run(
                 .restore()
                 .await
                 .map_err(|e| ServeError::Orchestration(e.to_string()))?;
-            tracing::info!(?restored, "orchestration restored from the ledger");
+            tracing::info!(?restored, roles = ?orch.settings.roles.names(), "orchestration restored from the ledger");
             Some(orch)
         }
         None => None,
@@ -413,9 +426,18 @@ async fn run(
         ),
         None => None,
     };
-    let workers = orchestrator
+    let mut workers = orchestrator
         .clone()
         .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
+    // On a shared ledger other nodes enqueue, claim and settle orders too:
+    // follow their appends into this node's queue.
+    if shared && let (Some(o), Some(handles)) = (orchestrator.clone(), workers.as_mut()) {
+        handles.push(garrison_services::orchestration::spawn_follower(
+            o,
+            head,
+            down_rx.clone(),
+        ));
+    }
     let scheduler = Scheduler::new(ledger.clone());
     // Jobs start /v1 runs on this node unless another launcher was given.
     let launcher: Option<Arc<dyn RunLauncher>> = match (&config.run_launcher, &openclawssy) {

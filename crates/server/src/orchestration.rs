@@ -155,10 +155,18 @@ impl From<OrchestrationError> for ApiError {
     }
 }
 
-fn orch(state: &AppState) -> Result<Arc<Orchestrator>, ApiError> {
-    state.orchestrator.clone().ok_or_else(|| {
+/// The orchestrator, when this node runs the service `role` (503 otherwise).
+fn orch(state: &AppState, role: &str) -> Result<Arc<Orchestrator>, ApiError> {
+    let o = state.orchestrator.clone().ok_or_else(|| {
         ApiError::unavailable("orchestration is not running on this node (see --services)")
-    })
+    })?;
+    if !o.settings.roles.runs(role) {
+        return Err(ApiError::unavailable(format!(
+            "the `{role}` service does not run on this node (it runs: {}; see --services)",
+            o.settings.roles.names().join(", ")
+        )));
+    }
+    Ok(o)
 }
 
 /// The gateway: a run for the message; `sync` waits for its reply
@@ -184,7 +192,7 @@ async fn chat(
 ) -> Result<Response, ApiError> {
     req.validate()
         .map_err(|e| ApiError::schema_invalid(e.to_string()))?;
-    let out = orch(&state)?.chat(&req).await?;
+    let out = orch(&state, "gateway")?.chat(&req).await?;
     Ok(match req.mode {
         ChatMode::Sync => ok(
             StatusCode::OK,
@@ -225,7 +233,7 @@ async fn create_run(
 ) -> Result<Response, ApiError> {
     req.validate()
         .map_err(|e| ApiError::schema_invalid(e.to_string()))?;
-    let run = orch(&state)?
+    let run = orch(&state, "co")?
         .create_run(&garrison_services::orchestration::CreateRun {
             user_id: Some(req.user_id),
             theater_hint: req.theater_hint,
@@ -303,7 +311,7 @@ async fn plan(
             profile: body.profile,
         },
     };
-    let planned = orch(&state)?.plan(&id, source).await?;
+    let planned = orch(&state, "co")?.plan(&id, source).await?;
     let order_ids: Vec<String> = planned.iter().map(|p| p.order_id.clone()).collect();
     let dependencies: serde_json::Map<String, Value> = planned
         .iter()
@@ -338,7 +346,7 @@ async fn dispatch(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let adv = orch(&state)?.dispatch(&id).await?;
+    let adv = orch(&state, "co")?.dispatch(&id).await?;
     let dispatch = serde_json::to_value(adv).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ok(
         StatusCode::OK,
@@ -366,7 +374,7 @@ async fn synthesize(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (reply, status) = orch(&state)?.synthesize(&id).await?;
+    let (reply, status) = orch(&state, "co")?.synthesize(&id).await?;
     Ok(ok(
         StatusCode::OK,
         Synthesized {
@@ -395,7 +403,7 @@ async fn theater(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TheaterRequest>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
+    let o = orch(&state, "vault")?;
     let repo = req.repo_path.as_deref().map(std::path::Path::new);
     let t = o.theaters.open(&req.theater_id, repo).await?;
     Ok(ok(StatusCode::OK, t))
@@ -418,7 +426,7 @@ async fn observer_patrol(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let report = orch(&state)?.patrol_theater(&id).await?;
+    let report = orch(&state, "observer")?.patrol_theater(&id).await?;
     Ok(ok(StatusCode::OK, report))
 }
 
@@ -495,7 +503,7 @@ async fn create_worktree(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<WorktreeRequest>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
+    let o = orch(&state, "vault")?;
     let theater = o.theaters.open(&req.theater_id, None).await?;
     let branch = req.branch_name();
     let order_id = req.order_id.clone();
@@ -551,7 +559,7 @@ async fn prepare(
             req.order.order_id
         )));
     }
-    let o = orch(&state)?;
+    let o = orch(&state, "vault")?;
     let theater = theater_of(&o, &order_id, Some(req.order.theater_id.clone())).await?;
     let id = order_id.clone();
     let wt = blocking(move || theater.worktree(&id)).await?;
@@ -600,7 +608,7 @@ async fn worktree_op<T: Send + 'static>(
     + 'static,
     event: impl FnOnce(&T) -> (EventType, Value),
 ) -> Result<T, ApiError> {
-    let o = orch(state)?;
+    let o = orch(state, "vault")?;
     let theater = theater_of(&o, order_id, theater_id).await?;
     let tid = theater.theater_id.clone();
     let id = order_id.to_string();
@@ -709,7 +717,7 @@ async fn job(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<JobRequest>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
+    let o = orch(&state, "worker")?;
     let Some(job) = o.claim(&req.unit_id, Some(&req.order_id)).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -755,7 +763,7 @@ async fn integrate(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<IntegrateRequest>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
+    let o = orch(&state, "integration")?;
     let outcome = o.integrate(&req.order_id, Some(&req.gate_profile)).await?;
     if let Ok(order) = o.ledger.order_snapshot(&req.order_id).await
         && let Some(run_id) = order.and_then(|s| s.run_id)
@@ -777,7 +785,10 @@ async fn integrate(
     security(("bearer" = [])),
 )]
 async fn duty_patrol(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(ok(StatusCode::OK, orch(&state)?.duty_patrol().await?))
+    Ok(ok(
+        StatusCode::OK,
+        orch(&state, "duty")?.duty_patrol().await?,
+    ))
 }
 
 #[utoipa::path(
@@ -792,7 +803,7 @@ async fn duty_patrol(State(state): State<AppState>) -> Result<Response, ApiError
     security(("bearer" = [])),
 )]
 async fn audit(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(ok(StatusCode::OK, orch(&state)?.audit().await?))
+    Ok(ok(StatusCode::OK, orch(&state, "sentinel")?.audit().await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -825,7 +836,7 @@ async fn worker_claim(
     if body.unit_id.trim().is_empty() {
         return Err(ApiError::schema_invalid("unit_id must not be empty"));
     }
-    let o = orch(&state)?;
+    let o = orch(&state, "worker")?;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(body.wait_ms).min(MAX_CLAIM_WAIT);
     let shutdown = state.shutdown_signal();
@@ -869,7 +880,10 @@ async fn worker_heartbeat(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<HeartbeatBody>,
 ) -> Result<Response, ApiError> {
-    if orch(&state)?.heartbeat(&b.order_id, &b.lease_token) {
+    if orch(&state, "worker")?
+        .heartbeat(&b.order_id, &b.lease_token)
+        .await?
+    {
         Ok(ok(
             StatusCode::OK,
             Extended {
@@ -908,7 +922,7 @@ async fn worker_report(
     State(state): State<AppState>,
     ApiJson(report): ApiJson<Report>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state)?;
+    let o = orch(&state, "worker")?;
     let done = o.report(report).await?;
     let after = o.clone();
     let d = done.clone();

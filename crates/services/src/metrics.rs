@@ -412,6 +412,62 @@ impl Ledger for Metered {
     }
 }
 
+#[async_trait]
+impl garrison_ledger::Leases for Metered {
+    async fn append_leased(
+        &self,
+        events: Vec<NewEvent>,
+        op: garrison_ledger::LeaseOp,
+    ) -> garrison_ledger::Result<Vec<Appended>> {
+        let started = Instant::now();
+        let result = self.0.append_leased(events, op).await;
+        match &result {
+            Ok(done) => METRICS.observe_appended(done, started.elapsed()),
+            Err(_) => METRICS.ledger_append_errors.add(1),
+        }
+        result
+    }
+
+    async fn lease(
+        &self,
+        order_id: &str,
+    ) -> garrison_ledger::Result<Option<garrison_ledger::Lease>> {
+        self.0.lease(order_id).await
+    }
+
+    async fn leases(
+        &self,
+        lapsed_only: bool,
+    ) -> garrison_ledger::Result<Vec<garrison_ledger::Lease>> {
+        self.0.leases(lapsed_only).await
+    }
+
+    async fn renew_lease(
+        &self,
+        order_id: &str,
+        token: &str,
+        ttl: std::time::Duration,
+    ) -> garrison_ledger::Result<bool> {
+        self.0.renew_lease(order_id, token, ttl).await
+    }
+
+    async fn lapse_lease(&self, order_id: &str, token: &str) -> garrison_ledger::Result<bool> {
+        self.0.lapse_lease(order_id, token).await
+    }
+
+    async fn adopt_lease(
+        &self,
+        grant: garrison_ledger::Grant,
+        version: i64,
+    ) -> garrison_ledger::Result<bool> {
+        self.0.adopt_lease(grant, version).await
+    }
+
+    async fn drop_lease(&self, order_id: &str, token: &str) -> garrison_ledger::Result<bool> {
+        self.0.drop_lease(order_id, token).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -645,7 +645,9 @@ async fn restart_restores_the_queue() {
     // (restored as one full lease) runs out.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(
-        orch.heartbeat(&job.message.order_id, &job.lease_token),
+        orch.heartbeat(&job.message.order_id, &job.lease_token)
+            .await
+            .unwrap(),
         "b's lease should still be held"
     );
     let patrol = orch.duty_patrol().await.unwrap();

@@ -9,6 +9,7 @@
 //! nothing. Each commit sends `NOTIFY garrison_events`; a listener task in every
 //! process turns notifications into the broadcast behind `subscribe`.
 
+mod leases;
 mod rows;
 mod schema;
 
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Query, Record};
+use crate::lease::{self, Grant, Lease, LeaseOp, Leases};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
 use crate::staging::{self, Lookup, Staged};
 use crate::store::{Ledger, RebuildStats};
@@ -43,6 +45,7 @@ const NOTIFY_CAPACITY: usize = 4096;
 enum Command {
     Append {
         events: Vec<NewEvent>,
+        lease: Option<LeaseOp>,
         reply: oneshot::Sender<Result<Vec<Appended>>>,
     },
     Rebuild {
@@ -191,8 +194,12 @@ async fn writer_loop(url: String, mut rx: mpsc::UnboundedReceiver<Command>) {
                 };
                 let _ = reply.send(conn.settle(result));
             }
-            Command::Append { events, reply } => {
-                let mut group = vec![(events, reply)];
+            Command::Append {
+                events,
+                lease,
+                reply,
+            } => {
+                let mut group = vec![(events, lease, reply)];
                 let deadline = tokio::time::Instant::now() + GATHER_WINDOW;
                 while group.len() < MAX_GROUP {
                     let next = match rx.try_recv() {
@@ -206,7 +213,11 @@ async fn writer_loop(url: String, mut rx: mpsc::UnboundedReceiver<Command>) {
                         Err(_) => None,
                     };
                     match next {
-                        Some(Command::Append { events, reply }) => group.push((events, reply)),
+                        Some(Command::Append {
+                            events,
+                            lease,
+                            reply,
+                        }) => group.push((events, lease, reply)),
                         Some(other) => {
                             pending = Some(other);
                             break;
@@ -221,7 +232,11 @@ async fn writer_loop(url: String, mut rx: mpsc::UnboundedReceiver<Command>) {
     }
 }
 
-type AppendJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Appended>>>);
+type AppendJob = (
+    Vec<NewEvent>,
+    Option<LeaseOp>,
+    oneshot::Sender<Result<Vec<Appended>>>,
+);
 
 /// One transaction for the whole group, in a fixed number of round trips:
 /// take the append lock, prefetch every row the group can touch, check and
@@ -238,22 +253,32 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
             .await?;
         let mut head = rows::head(&mut tx).await?;
         let mut store = Prefetched::load(&mut tx, &group).await?;
+        let (mut table, now_ms) = lease_table(&mut tx, &group).await?;
         let mut staged = Staged::default();
         let mut records = Vec::new();
         let none = Staged::default();
-        for (events, reply) in group {
-            let result = staging::check_batch(&mut store, [&staged, &none], events, now, head);
+        for (events, op, reply) in group {
+            let result = match &op {
+                Some(op) => table.check(op, now_ms),
+                None => Ok(()),
+            }
+            .and_then(|()| staging::check_batch(&mut store, [&staged, &none], events, now, head));
             let result = result.map(|(appended, batch)| {
                 for a in appended.iter().filter(|a| !a.duplicate) {
                     head = a.record.seq;
                     records.push(a.record.clone());
                 }
                 staged.absorb(batch);
+                if let Some(op) = &op {
+                    let version = lease::version_after(&appended, op.order_id()).unwrap_or(0);
+                    table.apply(op, version, now_ms);
+                }
                 appended
             });
             outcomes.push((reply, result));
         }
         rows::insert_events(&mut tx, &records).await?;
+        leases::write(&mut tx, &table.changes()).await?;
         rows::put_runs(&mut tx, staged.runs.values()).await?;
         rows::put_orders(&mut tx, staged.orders.values()).await?;
         if !records.is_empty() {
@@ -281,6 +306,27 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
     }
 }
 
+/// The lease rows the group's lease checks need, locked, and the database
+/// clock; nothing is read for a group without lease work.
+async fn lease_table(c: &mut PgConnection, group: &[AppendJob]) -> Result<(lease::Table, i64)> {
+    let ops: Vec<&LeaseOp> = group.iter().filter_map(|(_, op, _)| op.as_ref()).collect();
+    if ops.is_empty() {
+        return Ok((lease::Table::default(), 0));
+    }
+    let orders: Vec<String> = ops.iter().map(|op| op.order_id().to_string()).collect();
+    let grants = || {
+        ops.iter().filter_map(|op| match op {
+            LeaseOp::Grant(g) if !g.lock_scope.is_empty() => Some(g),
+            _ => None,
+        })
+    };
+    let theaters: Vec<String> = grants().filter_map(|g| g.theater_id.clone()).collect();
+    let no_theater = grants().any(|g| g.theater_id.is_none());
+    let rows = leases::lock_rows(c, &orders, &theaters, no_theater).await?;
+    let now_ms = leases::now_ms(c).await?;
+    Ok((lease::Table::new(rows), now_ms))
+}
+
 /// Every stored row a group can read, fetched up front under the append lock.
 /// A key that is absent here is absent from the store.
 #[derive(Default)]
@@ -293,7 +339,7 @@ struct Prefetched {
 
 impl Prefetched {
     async fn load(c: &mut PgConnection, group: &[AppendJob]) -> Result<Prefetched> {
-        let all = || group.iter().flat_map(|(events, _)| events.iter());
+        let all = || group.iter().flat_map(|(events, _, _)| events.iter());
         let ids: Vec<String> = all().filter_map(|e| e.event_id.clone()).collect();
         let streams: Vec<String> = all().map(NewEvent::stream_name).collect();
         let runs: Vec<String> = all().filter_map(|e| e.run_id.clone()).collect();
@@ -370,7 +416,11 @@ impl Ledger for PgLedger {
             return Ok(Vec::new());
         }
         self.writer
-            .request(|reply| Command::Append { events, reply })
+            .request(|reply| Command::Append {
+                events,
+                lease: None,
+                reply,
+            })
             .await
     }
 
@@ -430,6 +480,48 @@ impl Ledger for PgLedger {
         self.listener.abort();
         self.pool.close().await;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Leases for PgLedger {
+    async fn append_leased(&self, events: Vec<NewEvent>, op: LeaseOp) -> Result<Vec<Appended>> {
+        if events.is_empty() {
+            return Err(LedgerError::Invalid(
+                "a leased append needs at least one event".into(),
+            ));
+        }
+        self.writer
+            .request(|reply| Command::Append {
+                events,
+                lease: Some(op),
+                reply,
+            })
+            .await
+    }
+
+    async fn lease(&self, order_id: &str) -> Result<Option<Lease>> {
+        leases::get(&mut *self.conn().await?, order_id).await
+    }
+
+    async fn leases(&self, lapsed_only: bool) -> Result<Vec<Lease>> {
+        leases::list(&mut *self.conn().await?, lapsed_only).await
+    }
+
+    async fn renew_lease(&self, order_id: &str, token: &str, ttl: Duration) -> Result<bool> {
+        leases::renew(&mut *self.conn().await?, order_id, token, ttl).await
+    }
+
+    async fn lapse_lease(&self, order_id: &str, token: &str) -> Result<bool> {
+        leases::lapse(&mut *self.conn().await?, order_id, token).await
+    }
+
+    async fn adopt_lease(&self, grant: Grant, version: i64) -> Result<bool> {
+        leases::adopt(&mut *self.conn().await?, &grant, version).await
+    }
+
+    async fn drop_lease(&self, order_id: &str, token: &str) -> Result<bool> {
+        leases::remove(&mut *self.conn().await?, order_id, token).await
     }
 }
 

@@ -53,6 +53,25 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_by_mailbox ON dead_letters (mailbox, id);
 "#,
     ),
+    (
+        3,
+        r#"
+-- One lease per claimed order, beside the log: heartbeats update a row here
+-- instead of appending events. Expiries are on the database clock (ms).
+CREATE TABLE leases (
+    order_id   TEXT   PRIMARY KEY,
+    token      TEXT   NOT NULL,
+    unit_id    TEXT   NOT NULL,
+    attempt    BIGINT NOT NULL,
+    version    BIGINT NOT NULL,
+    theater_id TEXT,
+    lock_scope TEXT   NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX leases_by_theater ON leases (theater_id);
+CREATE INDEX leases_by_expiry  ON leases (expires_ms);
+"#,
+    ),
 ];
 
 pub(super) async fn migrate(pool: &PgPool) -> sqlx::Result<()> {

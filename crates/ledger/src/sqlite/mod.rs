@@ -26,9 +26,12 @@ use tokio::sync::broadcast;
 
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Query, Record};
+use crate::lease::{self, Grant, Lease, LeaseOp, Leases, MemRows, Row};
 use crate::projection::{OrderSnapshot, RunSnapshot};
 use crate::store::{Ledger, RebuildStats};
 use crate::writer_handle::{WriterHandle, parse_entries};
+use std::collections::HashMap;
+use std::time::Duration;
 use writer::Command;
 
 /// Subscribers that fall further behind than this get `Lagged` and re-read.
@@ -41,6 +44,9 @@ pub struct SqliteLedger {
     notify: broadcast::Sender<Arc<Record>>,
     /// Held until `close` (or drop): one process per embedded ledger.
     lock: Mutex<Option<File>>,
+    /// Leases live in memory: this process owns the store, and a restart
+    /// re-adopts the orders it finds claimed.
+    leases: MemRows,
 }
 
 impl SqliteLedger {
@@ -60,7 +66,7 @@ impl SqliteLedger {
             .map_err(|e| {
                 LedgerError::Storage(format!("cannot open {}: {e}", lock_path.display()))
             })?;
-        lock.try_lock().map_err(|_| {
+        take_lock(&lock).map_err(|_| {
             LedgerError::Storage(format!(
                 "{} is in use by another garrison process (only one process may own an embedded ledger)",
                 path.display()
@@ -78,9 +84,11 @@ impl SqliteLedger {
         let (tx, rx) = mpsc::channel();
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
         let writer_notify = notify.clone();
+        let leases = MemRows::default();
+        let writer_leases = leases.clone();
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_notify))
+            .spawn(move || writer::run(conn, rx, writer_notify, writer_leases))
             .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteLedger {
@@ -91,7 +99,14 @@ impl SqliteLedger {
             }),
             notify,
             lock: Mutex::new(Some(lock)),
+            leases,
         })
+    }
+
+    fn lease_rows(&self) -> std::sync::MutexGuard<'_, HashMap<String, Row>> {
+        // Every change to the map is one insert/remove/field write, so a
+        // poisoned lock still guards consistent rows.
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn read_with<R, F>(&self, f: F) -> Result<R>
@@ -103,6 +118,20 @@ impl SqliteLedger {
         tokio::task::spawn_blocking(move || pool.with(f))
             .await
             .map_err(|e| LedgerError::Storage(format!("reader task failed: {e}")))?
+    }
+}
+
+/// Takes the owner's lock, waiting a moment for a holder that is letting
+/// go: a lock released by `close` can linger briefly in a child process
+/// forked at that instant (until its `exec` closes the inherited descriptor).
+fn take_lock(lock: &File) -> std::result::Result<(), std::fs::TryLockError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
     }
 }
 
@@ -146,7 +175,11 @@ impl Ledger for SqliteLedger {
             return Ok(Vec::new());
         }
         self.writer
-            .request(|reply| Command::Append { events, reply })
+            .request(|reply| Command::Append {
+                events,
+                lease: None,
+                reply,
+            })
             .await
     }
 
@@ -225,6 +258,82 @@ impl Ledger for SqliteLedger {
         // even if this handle lingers (e.g. in a request still draining).
         drop(self.lock.lock().map_err(|_| LedgerError::Closed)?.take());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Leases for SqliteLedger {
+    async fn append_leased(&self, events: Vec<NewEvent>, op: LeaseOp) -> Result<Vec<Appended>> {
+        if events.is_empty() {
+            return Err(LedgerError::Invalid(
+                "a leased append needs at least one event".into(),
+            ));
+        }
+        self.writer
+            .request(|reply| Command::Append {
+                events,
+                lease: Some(op),
+                reply,
+            })
+            .await
+    }
+
+    async fn lease(&self, order_id: &str) -> Result<Option<Lease>> {
+        let now = lease::monotonic_ms();
+        Ok(self.lease_rows().get(order_id).map(|r| r.lease(now)))
+    }
+
+    async fn leases(&self, lapsed_only: bool) -> Result<Vec<Lease>> {
+        let now = lease::monotonic_ms();
+        let mut out: Vec<Lease> = self
+            .lease_rows()
+            .values()
+            .map(|r| r.lease(now))
+            .filter(|l| !lapsed_only || l.lapsed())
+            .collect();
+        out.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(out)
+    }
+
+    async fn renew_lease(&self, order_id: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let now = lease::monotonic_ms();
+        Ok(match self.lease_rows().get_mut(order_id) {
+            Some(r) if r.token == token => {
+                r.expires_ms = now.saturating_add(lease::ttl_ms(ttl));
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn lapse_lease(&self, order_id: &str, token: &str) -> Result<bool> {
+        let now = lease::monotonic_ms();
+        Ok(match self.lease_rows().get_mut(order_id) {
+            Some(r) if r.token == token => {
+                r.expires_ms = r.expires_ms.min(now);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn adopt_lease(&self, grant: Grant, version: i64) -> Result<bool> {
+        let now = lease::monotonic_ms();
+        let mut rows = self.lease_rows();
+        if rows.contains_key(&grant.order_id) {
+            return Ok(false);
+        }
+        rows.insert(grant.order_id.clone(), Row::granted(&grant, version, now));
+        Ok(true)
+    }
+
+    async fn drop_lease(&self, order_id: &str, token: &str) -> Result<bool> {
+        let mut rows = self.lease_rows();
+        if rows.get(order_id).is_some_and(|r| r.token == token) {
+            rows.remove(order_id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

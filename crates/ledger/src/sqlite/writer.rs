@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, oneshot};
 use super::rows;
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Record};
+use crate::lease::{self, LeaseOp, MemRows};
 use crate::projection::{self, OrderSnapshot, RunSnapshot};
 use crate::staging::{self, Lookup, Staged};
 use crate::store::RebuildStats;
@@ -22,6 +23,7 @@ const MAX_GROUP: usize = 2048;
 pub(super) enum Command {
     Append {
         events: Vec<NewEvent>,
+        lease: Option<LeaseOp>,
         reply: oneshot::Sender<Result<Vec<Appended>>>,
     },
     Rebuild {
@@ -35,7 +37,11 @@ pub(super) enum Command {
     },
 }
 
-type AppendJob = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Appended>>>);
+type AppendJob = (
+    Vec<NewEvent>,
+    Option<LeaseOp>,
+    oneshot::Sender<Result<Vec<Appended>>>,
+);
 
 /// How long a group waits for stragglers. Writers that were just acknowledged
 /// need a moment to submit their next append; without this wait the group
@@ -47,6 +53,7 @@ pub(super) fn run(
     mut conn: Connection,
     rx: mpsc::Receiver<Command>,
     notify: broadcast::Sender<Arc<Record>>,
+    leases: MemRows,
 ) {
     let mut pending: Option<Command> = None;
     let mut cache = Staged::default();
@@ -74,8 +81,12 @@ pub(super) fn run(
             } => {
                 let _ = reply.send(push_dead_letter(&mut conn, &mailbox, &entry, keep));
             }
-            Command::Append { events, reply } => {
-                let mut group: Vec<AppendJob> = vec![(events, reply)];
+            Command::Append {
+                events,
+                lease,
+                reply,
+            } => {
+                let mut group: Vec<AppendJob> = vec![(events, lease, reply)];
                 let deadline = Instant::now() + GATHER_WINDOW;
                 while group.len() < MAX_GROUP {
                     let next = match rx.try_recv() {
@@ -86,7 +97,11 @@ pub(super) fn run(
                         Err(_) => Err(RecvTimeoutError::Timeout),
                     };
                     match next {
-                        Ok(Command::Append { events, reply }) => group.push((events, reply)),
+                        Ok(Command::Append {
+                            events,
+                            lease,
+                            reply,
+                        }) => group.push((events, lease, reply)),
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -95,7 +110,7 @@ pub(super) fn run(
                     }
                 }
                 expect = group.len();
-                commit_group(&mut conn, &mut cache, &mut head, group, &notify);
+                commit_group(&mut conn, &mut cache, &mut head, group, &notify, &leases);
             }
         }
     }
@@ -118,19 +133,35 @@ fn commit_group(
     head: &mut Option<i64>,
     group: Vec<AppendJob>,
     notify: &broadcast::Sender<Arc<Record>>,
+    leases: &MemRows,
 ) {
     let now = jiff::Timestamp::now();
     let mut staged = Staged::default();
     let mut outcomes = Vec::with_capacity(group.len());
+    // Lease checks and their effects must see no other change between them
+    // (a heartbeat cannot revive a lease being reaped): hold the rows for the
+    // whole group when it has lease work. Heartbeats wait one commit at most.
+    let mut lease_guard = if group.iter().any(|(_, op, _)| op.is_some()) {
+        Some(leases.lock().unwrap_or_else(|p| p.into_inner()))
+    } else {
+        None
+    };
+    let mut table = lease::Table::new(lease_guard.iter().flat_map(|g| g.values().cloned()));
+    let now_ms = lease::monotonic_ms();
     let committed: Result<i64> = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut next = match *head {
             Some(h) => h,
             None => rows::head(&tx)?,
         };
-        for (events, reply) in group {
-            let checked =
-                staging::check_batch(&mut TxLookup(&tx), [&staged, cache], events, now, next);
+        for (events, op, reply) in group {
+            let checked = match &op {
+                Some(op) => table.check(op, now_ms),
+                None => Ok(()),
+            }
+            .and_then(|()| {
+                staging::check_batch(&mut TxLookup(&tx), [&staged, cache], events, now, next)
+            });
             let result = match checked {
                 Ok((appended, batch)) => {
                     for a in appended.iter().filter(|a| !a.duplicate) {
@@ -138,6 +169,10 @@ fn commit_group(
                         next = a.record.seq;
                     }
                     staged.absorb(batch);
+                    if let Some(op) = &op {
+                        let version = lease::version_after(&appended, op.order_id()).unwrap_or(0);
+                        table.apply(op, version, now_ms);
+                    }
                     Ok(appended)
                 }
                 Err(e) => Err(e),
@@ -154,7 +189,13 @@ fn commit_group(
         Ok(next)
     })();
     match committed {
-        Ok(next) => *head = Some(next),
+        Ok(next) => {
+            *head = Some(next);
+            if let Some(guard) = lease_guard.as_mut() {
+                lease::apply_changes(guard, table.changes());
+            }
+            drop(lease_guard);
+        }
         Err(e) => {
             // The transaction rolled back; forget anything derived from it.
             *head = None;

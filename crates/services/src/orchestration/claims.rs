@@ -7,14 +7,14 @@ use garrison_agent::{UnitOutcome, UnitProfile};
 use garrison_contracts::ironclaw::api::{JobMessage, JobType};
 use garrison_contracts::ironclaw::artifacts::ArtifactRef;
 use garrison_contracts::ironclaw::{Aar, Constraints, EventType, OrderFile, Profile, ToolPolicy};
-use garrison_ledger::{LedgerError, OrderSnapshot, Query, Record};
+use garrison_ledger::{Grant, LeaseOp, LedgerError, OrderSnapshot, Query, Record};
 use garrison_vault::{PrepareFiles, Theater, Worktree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::co::{ev_for_order, now};
 use super::error::{OrchestrationError, Result};
-use super::queue::{Active, Ready};
+use super::queue::{Active, Ready, Synced};
 use super::{Orchestrator, prompt};
 
 /// What a worker receives for one attempt at an order.
@@ -79,7 +79,7 @@ impl Orchestrator {
     pub async fn claim(&self, unit_id: &str, only: Option<&str>) -> Result<Option<Job>> {
         let started = std::time::Instant::now();
         loop {
-            let Some(active) = self.queue.take(unit_id, self.settings.lease, only) else {
+            let Some(active) = self.queue.take(unit_id, only) else {
                 return Ok(None);
             };
             match self.start_attempt(&active).await {
@@ -90,22 +90,53 @@ impl Orchestrator {
                         .observe(started.elapsed());
                     return Ok(Some(job));
                 }
+                // Given back (a lease elsewhere holds a conflicting lock):
+                // wait for the queue to change rather than retry at once.
+                Ok(None) if self.queue.is_ready(&active.order_id) => return Ok(None),
                 // Lost the race (another claimer, a cancel): try the next one.
                 Ok(None) => continue,
                 // Whatever state the order is in, the duty officer puts it
                 // right once this lease lapses.
                 Err(e) => {
-                    self.queue.expire(&active.order_id, &active.lease_token());
+                    self.lapse(&active.order_id, &active.lease_token()).await;
                     return Err(e);
                 }
             }
         }
     }
 
+    /// Lets a lease lapse now so the duty officer reissues its order.
+    async fn lapse(&self, order_id: &str, token: &str) {
+        if let Err(e) = self.ledger.lapse_lease(order_id, token).await {
+            tracing::warn!(order_id, error = %e, "could not end a lease early; it lapses on its own");
+        }
+    }
+
+    /// The lease a claim of `active` asks for.
+    pub(crate) fn grant(&self, active: &Active) -> Grant {
+        Grant {
+            order_id: active.order_id.clone(),
+            token: active.lease_token(),
+            unit_id: active.unit_id.clone(),
+            attempt: active.attempt,
+            theater_id: active.theater_id.clone(),
+            lock_scope: active.lock_scope.clone(),
+            ttl: self.settings.lease,
+        }
+    }
+
+    /// The holder's own append: the lease must still be `active`'s.
+    fn hold(active: &Active) -> LeaseOp {
+        LeaseOp::Hold {
+            order_id: active.order_id.clone(),
+            token: active.lease_token(),
+        }
+    }
+
     async fn start_attempt(&self, active: &Active) -> Result<Option<Job>> {
         let order_id = &active.order_id;
         let Some(order) = self.ledger.order_snapshot(order_id).await? else {
-            self.queue.release(order_id);
+            self.queue.drop_taken(active);
             return Ok(None);
         };
         let spec = self.order_spec(order_id).await?;
@@ -122,13 +153,28 @@ impl Orchestrator {
                     .payload(json!({"attempt": active.attempt})),
             );
         }
-        let mut version = match self.ledger.append_batch(batch).await {
+        // The claim and its lease commit together (or neither does).
+        let grant = LeaseOp::Grant(self.grant(active));
+        let mut version = match self.ledger.append_leased(batch, grant).await {
             Ok(recs) => last_version(&recs.iter().map(|a| a.record.clone()).collect::<Vec<_>>()),
-            Err(LedgerError::ConcurrencyConflict { .. } | LedgerError::InvalidTransition(_)) => {
-                self.queue.release(order_id);
+            Err(
+                LedgerError::ConcurrencyConflict { .. }
+                | LedgerError::InvalidTransition(_)
+                | LedgerError::LeaseConflict(_),
+            ) => {
+                self.queue.drop_taken(active);
                 return Ok(None);
             }
-            Err(e) => return Err(e.into()),
+            // A lease of another node holds a conflicting lock: the order
+            // waits until that lease ends (the follower brings the news).
+            Err(LedgerError::LockConflict(_)) => {
+                self.queue.give_back(active);
+                return Ok(None);
+            }
+            Err(e) => {
+                self.queue.give_back(active);
+                return Err(e.into());
+            }
         };
         self.queue.set_version(order_id, version);
 
@@ -185,21 +231,23 @@ impl Orchestrator {
                     .unit(&active.unit_id)
                     .payload(json!({"attempt": active.attempt})),
             ];
-            match self.ledger.append_batch(batch).await {
+            match self.ledger.append_leased(batch, Self::hold(active)).await {
                 Ok(recs) => {
                     version =
                         last_version(&recs.iter().map(|a| a.record.clone()).collect::<Vec<_>>())
                 }
                 Err(
-                    LedgerError::ConcurrencyConflict { .. } | LedgerError::InvalidTransition(_),
+                    LedgerError::ConcurrencyConflict { .. }
+                    | LedgerError::InvalidTransition(_)
+                    | LedgerError::LeaseConflict(_),
                 ) => {
                     // Claimed but moved by someone else meanwhile: let the
                     // lease lapse so the duty officer sorts it out.
-                    self.queue.expire(order_id, &active.lease_token());
+                    self.lapse(order_id, &active.lease_token()).await;
                     return Ok(None);
                 }
                 Err(e) => {
-                    self.queue.expire(order_id, &active.lease_token());
+                    self.lapse(order_id, &active.lease_token()).await;
                     return Err(e.into());
                 }
             }
@@ -318,10 +366,13 @@ impl Orchestrator {
             .unwrap_or_else(|| json!({})))
     }
 
-    /// Extends a lease; false when the token no longer holds it.
-    pub fn heartbeat(&self, order_id: &str, lease_token: &str) -> bool {
-        self.queue
-            .heartbeat(order_id, lease_token, self.settings.lease)
+    /// Extends a lease (granted by any node sharing the ledger); false when
+    /// the token no longer holds it.
+    pub async fn heartbeat(&self, order_id: &str, lease_token: &str) -> Result<bool> {
+        Ok(self
+            .ledger
+            .renew_lease(order_id, lease_token, self.settings.lease)
+            .await?)
     }
 
     /// Ends an attempt with the worker's report: the events batch of the
@@ -330,7 +381,13 @@ impl Orchestrator {
     /// lease was lost (reissued) changes nothing. A completed order with a
     /// theater goes on to integration; the run advances either way.
     pub async fn report(&self, report: Report) -> Result<Reported> {
-        let Some(active) = self.queue.holder(&report.order_id, &report.lease_token) else {
+        // The lease may have been granted by another node: the store has it.
+        let Some(lease) = self
+            .ledger
+            .lease(&report.order_id)
+            .await?
+            .filter(|l| l.token == report.lease_token)
+        else {
             return Err(OrchestrationError::Conflict(format!(
                 "lease `{}` no longer holds order `{}` (expired or reissued)",
                 report.lease_token, report.order_id
@@ -345,7 +402,7 @@ impl Orchestrator {
         if let UnitOutcome::Killed { signal } = report.outcome {
             // The attempt is lost, not failed: let the duty officer reissue it.
             tracing::warn!(order_id = %order.order_id, signal, "unit killed; lease released for reissue");
-            self.queue.expire(&order.order_id, &report.lease_token);
+            self.lapse(&order.order_id, &report.lease_token).await;
             return Ok(Reported {
                 order_id: order.order_id,
                 status: order.status.as_str().to_string(),
@@ -368,7 +425,7 @@ impl Orchestrator {
         if !report.artifacts.is_empty() {
             batch.push(
                 ev_for_order(self.event(EventType::ArtifactWritten), &order)
-                    .unit(&active.unit_id)
+                    .unit(&lease.unit_id)
                     .payload(
                         json!({"artifacts": report.artifacts, "commit_sha": report.commit_sha}),
                     ),
@@ -377,7 +434,7 @@ impl Orchestrator {
         if let Some(aar) = &report.aar {
             batch.push(
                 ev_for_order(self.event(EventType::AarWritten), &order)
-                    .unit(&active.unit_id)
+                    .unit(&lease.unit_id)
                     .payload(json!({
                         "path": "aar.json",
                         "status": aar.get("status").cloned().unwrap_or(Value::Null),
@@ -397,26 +454,24 @@ impl Orchestrator {
             None => {
                 batch.push(
                     ev_for_order(self.event(EventType::OrderCompleted), &order)
-                        .unit(&active.unit_id)
+                        .unit(&lease.unit_id)
                         .payload(json!({
-                            "attempt": active.attempt,
+                            "attempt": lease.attempt,
                             "commit_sha": report.commit_sha,
                             "summary": report.summary,
                         })),
                 );
                 ("COMPLETED", false)
             }
-            Some((code, reason)) if !STRUCTURAL.contains(code) && active.attempt <= max_retries => {
+            Some((code, reason)) if !STRUCTURAL.contains(code) && lease.attempt <= max_retries => {
                 batch.push(
                     ev_for_order(self.event(EventType::OrderBlocked), &order)
-                        .unit(&active.unit_id)
-                        .payload(
-                            json!({"code": code, "reason": reason, "attempt": active.attempt}),
-                        ),
+                        .unit(&lease.unit_id)
+                        .payload(json!({"code": code, "reason": reason, "attempt": lease.attempt})),
                 );
                 batch.push(
                     ev_for_order(self.event(EventType::OrderReissued), &order).payload(
-                        json!({"attempt": active.attempt + 1, "reason": reason, "code": code}),
+                        json!({"attempt": lease.attempt + 1, "reason": reason, "code": code}),
                     ),
                 );
                 ("QUEUED", true)
@@ -424,19 +479,26 @@ impl Orchestrator {
             Some((code, reason)) => {
                 batch.push(
                     ev_for_order(self.event(EventType::OrderFailed), &order)
-                        .unit(&active.unit_id)
-                        .payload(json!({"code": code, "reason": format!("{code}: {reason}"), "attempt": active.attempt})),
+                        .unit(&lease.unit_id)
+                        .payload(json!({"code": code, "reason": format!("{code}: {reason}"), "attempt": lease.attempt})),
                 );
                 ("FAILED", false)
             }
         };
         if let Some(first) = batch.first_mut() {
-            first.expected_version = Some(active.version);
+            first.expected_version = Some(lease.version);
         }
-        let appended = match self.ledger.append_batch(batch).await {
+        let end = LeaseOp::End {
+            order_id: order.order_id.clone(),
+            token: lease.token.clone(),
+        };
+        let appended = match self.ledger.append_leased(batch, end).await {
             Ok(a) => a,
-            Err(LedgerError::ConcurrencyConflict { .. } | LedgerError::InvalidTransition(_)) => {
-                self.queue.release(&order.order_id);
+            Err(
+                LedgerError::ConcurrencyConflict { .. }
+                | LedgerError::InvalidTransition(_)
+                | LedgerError::LeaseConflict(_),
+            ) => {
                 return Err(OrchestrationError::Conflict(format!(
                     "order `{}` moved on while this attempt ran; its report is discarded",
                     order.order_id
@@ -450,10 +512,14 @@ impl Orchestrator {
                 .map(|a| a.record.clone())
                 .collect::<Vec<_>>(),
         );
-        self.queue.release(&order.order_id);
         if reissued {
-            self.queue
-                .push(Ready::of(&order, active.attempt + 1, version));
+            self.queue.sync(
+                &order.order_id,
+                version,
+                Synced::Ready(Ready::of(&order, lease.attempt + 1, version)),
+            );
+        } else {
+            self.queue.sync(&order.order_id, version, Synced::Gone);
         }
         Ok(Reported {
             order_id: order.order_id,
@@ -470,7 +536,11 @@ impl Orchestrator {
         let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
         if reported.status == "COMPLETED" && has_theater {
             self.mark_ready(&order).await?;
-            self.integrate_ready(&order.order_id).await?;
+            // Without the integration service here, a node that runs it
+            // finds the INTEGRATION_READY mark in the ledger.
+            if self.settings.roles.integration {
+                self.integrate_ready(&order.order_id).await?;
+            }
         }
         if let Some(run_id) = &order.run_id {
             // Reading every order of the run per report adds up; another
@@ -498,15 +568,22 @@ impl Orchestrator {
     async fn fail_attempt(&self, active: &Active, code: &str, reason: &str) -> Result<()> {
         if let Some(order) = self.ledger.order_snapshot(&active.order_id).await? {
             let version = self
-                .queue
-                .holder(&active.order_id, &active.lease_token())
-                .map_or(active.version, |a| a.version);
+                .ledger
+                .lease(&active.order_id)
+                .await?
+                .filter(|l| l.token == active.lease_token())
+                .map_or(active.version, |l| l.version);
             let ev = ev_for_order(self.event(EventType::OrderFailed), &order)
                 .unit(&active.unit_id)
                 .payload(json!({"code": code, "reason": format!("{code}: {reason}"), "attempt": active.attempt}))
                 .expect_version(version);
-            match self.ledger.append(ev).await {
-                Ok(_) | Err(LedgerError::ConcurrencyConflict { .. }) => {}
+            let end = LeaseOp::End {
+                order_id: active.order_id.clone(),
+                token: active.lease_token(),
+            };
+            match self.ledger.append_leased(vec![ev], end).await {
+                Ok(_)
+                | Err(LedgerError::ConcurrencyConflict { .. } | LedgerError::LeaseConflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }
             self.queue.release(&active.order_id);

@@ -54,6 +54,9 @@ impl OrchestrationError {
             OrchestrationError::Conflict(_) => 409,
             OrchestrationError::Ledger(LedgerError::ConcurrencyConflict { .. }) => 409,
             OrchestrationError::Ledger(LedgerError::InvalidTransition(_)) => 409,
+            OrchestrationError::Ledger(
+                LedgerError::LeaseConflict(_) | LedgerError::LockConflict(_),
+            ) => 409,
             OrchestrationError::Ledger(LedgerError::Invalid(_)) => 400,
             OrchestrationError::Vault(VaultError::InvalidId(_)) => 400,
             OrchestrationError::Vault(VaultError::NotFound(_)) => 404,

@@ -28,8 +28,34 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let workspace = PathBuf::from(&job.message.worktree_path);
     let has_worktree = !job.message.worktree_path.is_empty();
+    // An order without a theater has no worktree: its unit works in a
+    // scratch directory of its own, removed when the attempt ends.
+    let scratch = if has_worktree {
+        None
+    } else {
+        let safe: String = job
+            .message
+            .order_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            .take(64)
+            .collect();
+        match tempfile::Builder::new()
+            .prefix(&format!("garrison-unit-{safe}-"))
+            .tempdir()
+        {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(order_id = %job.message.order_id, error = %e, "no scratch directory for the unit");
+                None
+            }
+        }
+    };
+    let workspace = match &scratch {
+        Some(d) => d.path().to_path_buf(),
+        None => PathBuf::from(&job.message.worktree_path),
+    };
     let unit_job = UnitJob {
         workspace: workspace.clone(),
         prompt: job.prompt.clone(),
@@ -70,7 +96,12 @@ where
         },
     };
     if !has_worktree || matches!(unit_report.outcome, UnitOutcome::Killed { .. }) {
-        return bare_report(job, unit_report);
+        let mut report = bare_report(job, unit_report);
+        if scratch.is_some() {
+            // The scratch directory goes with the attempt: point at nothing in it.
+            report.artifacts.clear();
+        }
+        return report;
     }
     match write_records(job, &workspace, &unit_report) {
         Ok(report) => report,

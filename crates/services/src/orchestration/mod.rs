@@ -15,6 +15,7 @@ mod co;
 mod error;
 mod executor;
 mod files;
+mod follow;
 mod ids;
 mod integration;
 mod observer;
@@ -40,9 +41,9 @@ pub use ids::new_id;
 pub use integration::IntegrationOutcome;
 pub use observer::ObserverReport;
 pub use patrols::{AuditReport, PatrolReport};
-pub use pool::{patrol_once, run_job, spawn_workers};
+pub use pool::{patrol_once, run_job, spawn_follower, spawn_workers};
 pub use queue::Queue;
-pub use settings::{Bootstrap, GateCommand, Retention, Settings};
+pub use settings::{Bootstrap, GateCommand, Retention, Roles, Settings};
 pub use theaters::Theaters;
 
 /// The shared state of the orchestration services. See the module docs.
@@ -71,6 +72,9 @@ pub struct Orchestrator {
     deferred: Mutex<BTreeSet<String>>,
     /// Recent (queue depth, claims so far) samples for the sentinel.
     backlog: Mutex<VecDeque<(usize, u64)>>,
+    /// Orders marked INTEGRATION_READY (here or by another node) that this
+    /// node's integration service has yet to integrate.
+    to_integrate: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -98,6 +102,7 @@ impl Orchestrator {
             depended_on: Mutex::new(HashMap::new()),
             deferred: Mutex::new(BTreeSet::new()),
             backlog: Mutex::new(VecDeque::new()),
+            to_integrate: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -164,6 +169,21 @@ impl Orchestrator {
             }
             Err(_) => false,
         }
+    }
+
+    /// Leaves a completed order for this node's integration service.
+    pub(crate) fn note_integration(&self, order_id: &str) {
+        if let Ok(mut s) = self.to_integrate.lock() {
+            s.insert(order_id.to_string());
+        }
+    }
+
+    /// Takes the orders left for integration.
+    pub(crate) fn take_integrations(&self) -> Vec<String> {
+        self.to_integrate
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s).into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Takes the runs whose advance a report deferred.
@@ -234,7 +254,7 @@ impl Orchestrator {
                     }
                     OrderStatus::Claimed | OrderStatus::Running => {
                         stats.claimed += 1;
-                        self.queue.insert_active(queue::Active {
+                        let active = queue::Active {
                             order_id: o.order_id.clone(),
                             run_id: o.run_id.clone(),
                             theater_id: o.theater_id.clone(),
@@ -242,9 +262,15 @@ impl Orchestrator {
                             unit_id: o.unit_id.clone().unwrap_or_default(),
                             attempt: o.attempt,
                             version,
-                            expires: std::time::Instant::now() + self.settings.lease,
                             created_seq: o.created_seq,
-                        });
+                        };
+                        // A lease the store lost with a restart (the embedded
+                        // ledger keeps leases in memory) is granted again for
+                        // one lease period; a shared store still has its own.
+                        self.ledger
+                            .adopt_lease(self.grant(&active), version)
+                            .await?;
+                        self.queue.insert_active(active);
                     }
                     OrderStatus::Completed
                         if matches!(
@@ -255,9 +281,19 @@ impl Orchestrator {
                         // Interrupted mid-integration: promotion is idempotent,
                         // so the next patrol simply integrates it again.
                         stats.interrupted_integrations += 1;
+                        if !self.settings.roles.integration {
+                            continue;
+                        }
                         if let Ok(mut list) = self.interrupted.lock() {
                             list.push(o.order_id.clone());
                         }
+                    }
+                    // Marked ready while no integration service was up.
+                    OrderStatus::Completed
+                        if o.integration == Some(EventType::IntegrationReady)
+                            && self.settings.roles.integration =>
+                    {
+                        self.note_integration(&o.order_id);
                     }
                     _ => {}
                 }

@@ -1,23 +1,22 @@
 //! The duty officer (`POST /patrol`) and the sentinel (`POST /audit`).
 //!
-//! The duty officer turns expired leases into reissues within the retry
+//! The duty officer turns expired leases (of every node: they live in the
+//! ledger's lease store) into reissues within the retry
 //! cap (ORDER_BLOCKED with TASK_TIMEOUT, then ORDER_REISSUED — the task state
 //! machine has no in_progress → todo edge) or, once the cap is spent, into
 //! ORDER_FAILED plus ESCALATION_RAISED, and records a PATROL_TICK. The
 //! sentinel checks that those ticks keep coming and that the backlog is not
 //! growing without claims.
 
-use std::time::Instant;
-
 use garrison_contracts::ironclaw::{EventType, Severity};
-use garrison_ledger::{LedgerError, Query};
+use garrison_ledger::{LeaseOp, LedgerError, Query};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Orchestrator;
 use super::co::ev_for_order;
 use super::error::Result;
-use super::queue::Ready;
+use super::queue::{Ready, Synced};
 
 /// What one duty-officer patrol did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -47,27 +46,56 @@ impl Orchestrator {
     /// `POST /patrol`: one duty-officer tick.
     pub async fn duty_patrol(&self) -> Result<PatrolReport> {
         let mut report = PatrolReport::default();
-        for lapsed in self.queue.take_expired(Instant::now()) {
+        // Every node's leases: whichever node runs the patrols reaps them.
+        for lapsed in self.ledger.leases(true).await? {
             crate::metrics::METRICS.lease_expiries.add(1);
             report.expired.push(lapsed.order_id.clone());
             let Some(order) = self.ledger.order_snapshot(&lapsed.order_id).await? else {
+                self.ledger
+                    .drop_lease(&lapsed.order_id, &lapsed.token)
+                    .await?;
                 continue;
             };
-            if order.status == garrison_contracts::ironclaw::OrderStatus::Queued {
-                // The claim never landed: the order is still waiting.
-                let stream = garrison_ledger::stream_for(
-                    &order.garrison_id,
-                    order.run_id.as_deref(),
-                    Some(&order.order_id),
-                );
-                let version = self.ledger.stream_version(&stream).await?;
-                self.queue.push(Ready::of(&order, order.attempt, version));
+            let current = order.attempt == lapsed.attempt
+                && order.unit_id.as_deref() == Some(lapsed.unit_id.as_str());
+            if order.status.task_status() != garrison_contracts::task::TaskStatus::InProgress
+                || !current
+            {
+                // The order moved on without this lease (its report landed
+                // just now, or the lease outlived its attempt): nothing to recover.
+                self.ledger
+                    .drop_lease(&lapsed.order_id, &lapsed.token)
+                    .await?;
+                if order.status == garrison_contracts::ironclaw::OrderStatus::Queued
+                    && matches!(
+                        order.last_event_type,
+                        EventType::OrderEnqueued | EventType::OrderReissued
+                    )
+                {
+                    let stream = garrison_ledger::stream_for(
+                        &order.garrison_id,
+                        order.run_id.as_deref(),
+                        Some(&order.order_id),
+                    );
+                    let version = self.ledger.stream_version(&stream).await?;
+                    self.queue.sync(
+                        &order.order_id,
+                        version,
+                        Synced::Ready(Ready::of(&order, order.attempt, version)),
+                    );
+                }
                 continue;
             }
-            if order.status.task_status() != garrison_contracts::task::TaskStatus::InProgress {
-                // The order moved on (its report landed just now): nothing to recover.
-                continue;
-            }
+            // The stream's current version, not the lease's: an event that
+            // is no status change (an observer finding) may have moved it.
+            // The reap below still holds only if this token's lease lapsed,
+            // and the compare-and-append if nothing moved since this read.
+            let stream = garrison_ledger::stream_for(
+                &order.garrison_id,
+                order.run_id.as_deref(),
+                Some(&order.order_id),
+            );
+            let version = self.ledger.stream_version(&stream).await?;
             let max = self.max_retries(&order.order_id).await?;
             let reason = format!(
                 "lease of unit `{}` expired (attempt {})",
@@ -78,7 +106,7 @@ impl Orchestrator {
                 .payload(
                     json!({"code": "TASK_TIMEOUT", "reason": reason, "attempt": lapsed.attempt}),
                 )
-                .expect_version(lapsed.version);
+                .expect_version(version);
             let retry = lapsed.attempt <= max;
             let mut batch = vec![blocked];
             if retry {
@@ -107,10 +135,17 @@ impl Orchestrator {
                     })),
                 );
             }
-            let appended = match self.ledger.append_batch(batch).await {
+            let reap = LeaseOp::Reap {
+                order_id: lapsed.order_id.clone(),
+                token: lapsed.token.clone(),
+            };
+            let appended = match self.ledger.append_leased(batch, reap).await {
                 Ok(a) => a,
+                // Another patrol got there first, or a heartbeat revived it.
                 Err(
-                    LedgerError::ConcurrencyConflict { .. } | LedgerError::InvalidTransition(_),
+                    LedgerError::ConcurrencyConflict { .. }
+                    | LedgerError::InvalidTransition(_)
+                    | LedgerError::LeaseConflict(_),
                 ) => {
                     continue;
                 }
@@ -124,10 +159,14 @@ impl Orchestrator {
                 .unwrap_or(0);
             if retry {
                 report.reissued.push(order.order_id.clone());
-                self.queue
-                    .push(Ready::of(&order, lapsed.attempt + 1, version));
+                self.queue.sync(
+                    &order.order_id,
+                    version,
+                    Synced::Ready(Ready::of(&order, lapsed.attempt + 1, version)),
+                );
             } else {
                 report.failed.push(order.order_id.clone());
+                self.queue.sync(&order.order_id, version, Synced::Gone);
                 if let Some(run_id) = &order.run_id {
                     self.advance(run_id).await?;
                 }

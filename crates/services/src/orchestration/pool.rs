@@ -9,14 +9,21 @@ use tokio::task::JoinHandle;
 use super::Orchestrator;
 use super::executor::execute;
 
-/// Starts `settings.workers` worker tasks and the patrol clock; they stop
+/// Starts `settings.workers` worker tasks (on a node with the worker
+/// service) and the patrol clock (with any patrol or integration); they stop
 /// when `shutdown` turns true (an attempt in flight finishes first).
 pub fn spawn_workers(
     orch: Arc<Orchestrator>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
-    for n in 0..orch.settings.workers {
+    let roles = orch.settings.roles;
+    let workers = if roles.worker {
+        orch.settings.workers
+    } else {
+        0
+    };
+    for n in 0..workers {
         let orch = orch.clone();
         let mut down = shutdown.clone();
         let unit_id = format!("{}-w{n}", orch.settings.garrison_id);
@@ -42,17 +49,34 @@ pub fn spawn_workers(
             }
         }));
     }
-    handles.push(tokio::spawn(patrol_clock(orch, shutdown)));
+    if roles.runs("patrols") || roles.integration {
+        handles.push(tokio::spawn(patrol_clock(orch, shutdown)));
+    }
     handles
+}
+
+/// Starts following the shared ledger from `after` (see `follow`): for
+/// nodes that share a PostgreSQL ledger with others.
+pub fn spawn_follower(
+    orch: Arc<Orchestrator>,
+    after: i64,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(orch.follow(after, shutdown))
 }
 
 /// Runs a claimed job here and reports it.
 pub async fn run_job(orch: &Arc<Orchestrator>, job: super::Job) {
     let token = job.lease_token.clone();
     let order_id = job.message.order_id.clone();
-    let report = execute(&job, || {
-        let alive = orch.heartbeat(&order_id, &token);
-        async move { alive }
+    let report = execute(&job, || async {
+        match orch.heartbeat(&order_id, &token).await {
+            Ok(alive) => alive,
+            Err(e) => {
+                tracing::warn!(order_id = %order_id, error = %e, "heartbeat failed");
+                false
+            }
+        }
     })
     .await;
     match orch.report(report).await {
@@ -74,10 +98,11 @@ async fn patrol_clock(orch: Arc<Orchestrator>, mut down: watch::Receiver<bool>) 
     // immediate; a fresh node has nothing to patrol yet).
     patrol.tick().await;
     sentinel.tick().await;
+    let roles = orch.settings.roles;
     loop {
         tokio::select! {
             _ = patrol.tick() => patrol_once(&orch).await,
-            _ = sentinel.tick() => {
+            _ = sentinel.tick(), if roles.sentinel => {
                 if let Err(e) = orch.audit().await {
                     tracing::error!(error = %e, "sentinel audit failed");
                 }
@@ -90,46 +115,61 @@ async fn patrol_clock(orch: Arc<Orchestrator>, mut down: watch::Receiver<bool>) 
     }
 }
 
-/// One duty patrol plus one observer patrol per theater with open runs.
+/// One duty patrol plus one observer patrol per theater with open runs,
+/// then the integrations found ready — each part on a node that runs its
+/// service.
 pub async fn patrol_once(orch: &Arc<Orchestrator>) {
-    if let Err(e) = orch.duty_patrol().await {
+    let roles = orch.settings.roles;
+    if roles.duty
+        && let Err(e) = orch.duty_patrol().await
+    {
         tracing::error!(error = %e, "duty patrol failed");
     }
-    for order_id in orch.take_interrupted() {
-        match orch.integrate(&order_id, None).await {
-            Ok(_) => {
-                if let Ok(o) = orch.order(&order_id).await
-                    && let Some(run_id) = o.run_id
-                {
-                    let _ = orch.advance(&run_id).await;
+    if roles.integration {
+        for order_id in orch.take_interrupted() {
+            match orch.integrate(&order_id, None).await {
+                Ok(_) => advance_order_run(orch, &order_id).await,
+                Err(e) => {
+                    tracing::error!(order_id = %order_id, error = %e, "resuming an interrupted integration")
                 }
             }
-            Err(e) => {
-                tracing::error!(order_id = %order_id, error = %e, "resuming an interrupted integration")
+        }
+    }
+    if roles.observer {
+        let mut theaters = std::collections::BTreeSet::new();
+        for run_id in orch.open_runs() {
+            if let Ok(run) = orch.run(&run_id).await
+                && let Some(t) = run.theater_id
+            {
+                theaters.insert(t);
             }
         }
-    }
-    let mut theaters = std::collections::BTreeSet::new();
-    for run_id in orch.open_runs() {
-        if let Ok(run) = orch.run(&run_id).await
-            && let Some(t) = run.theater_id
-        {
-            theaters.insert(t);
-        }
-    }
-    for t in theaters {
-        match orch.patrol_theater(&t).await {
-            Ok(found) => {
-                for order_id in found.ready {
-                    let _ = orch.integrate_ready(&order_id).await;
-                    if let Ok(o) = orch.order(&order_id).await
-                        && let Some(run_id) = o.run_id
-                    {
-                        let _ = orch.advance(&run_id).await;
+        for t in theaters {
+            match orch.patrol_theater(&t).await {
+                Ok(found) if roles.integration => {
+                    for order_id in found.ready {
+                        orch.note_integration(&order_id);
                     }
                 }
+                Ok(_) => {}
+                Err(e) => tracing::error!(theater = %t, error = %e, "observer patrol failed"),
             }
-            Err(e) => tracing::error!(theater = %t, error = %e, "observer patrol failed"),
         }
+    }
+    if roles.integration {
+        for order_id in orch.take_integrations() {
+            if let Err(e) = orch.integrate_ready(&order_id).await {
+                tracing::error!(order_id = %order_id, error = %e, "integrating a ready order");
+            }
+            advance_order_run(orch, &order_id).await;
+        }
+    }
+}
+
+async fn advance_order_run(orch: &Arc<Orchestrator>, order_id: &str) {
+    if let Ok(o) = orch.order(order_id).await
+        && let Some(run_id) = o.run_id
+    {
+        let _ = orch.advance(&run_id).await;
     }
 }

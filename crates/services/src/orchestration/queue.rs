@@ -2,15 +2,18 @@
 //! their leases.
 //!
 //! The ledger is the truth; this is its in-memory index, rebuilt from the
-//! ledger at start. Taking an order and recording its locks happen under one
-//! mutex, so two claims in this process never hold conflicting locks; the
-//! claim itself is a compare-and-append on the order's stream, so a stale
-//! index (or another node) can never produce a double claim. Heartbeats only
-//! move a lease's deadline here: they never grow the ledger.
+//! ledger at start and, where several nodes share the ledger, kept in step
+//! with the other nodes' appends by the follower ([`super::follow`]). Taking
+//! an order and recording its locks happen under one mutex, so two claims in
+//! this process never hold conflicting locks; the claim itself is a
+//! compare-and-append on the order's stream that also writes its lease
+//! ([`garrison_ledger::Leases`]), so a stale index (or another node) can never
+//! produce a double claim. Leases and their deadlines live in the lease store;
+//! every entry here carries the order stream's version it reflects, and an
+//! update from an older version is ignored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use garrison_contracts::locks::conflicts_normalized;
 use tokio::sync::Notify;
@@ -56,7 +59,6 @@ pub struct Active {
     pub attempt: u32,
     /// The order stream's version after the holder's latest append.
     pub version: i64,
-    pub expires: Instant,
     pub created_seq: i64,
 }
 
@@ -114,8 +116,8 @@ impl Queue {
 
     /// Takes the oldest ready order (or `only` that one) whose locks conflict
     /// with no active order of its theater, and records it active under
-    /// `unit_id` until `lease` from now.
-    pub fn take(&self, unit_id: &str, lease: Duration, only: Option<&str>) -> Option<Active> {
+    /// `unit_id` (the claim's append then makes it so, or gives it back).
+    pub fn take(&self, unit_id: &str, only: Option<&str>) -> Option<Active> {
         self.with(|s| {
             let key = s
                 .ready
@@ -132,7 +134,6 @@ impl Queue {
                 unit_id: unit_id.to_string(),
                 attempt: r.attempt,
                 version: r.version,
-                expires: Instant::now() + lease,
                 created_seq: r.created_seq,
             };
             s.active.insert(r.order_id, active.clone());
@@ -157,25 +158,94 @@ impl Queue {
         });
     }
 
-    /// The active record of `order_id` if `token` still holds its lease.
-    pub fn holder(&self, order_id: &str, token: &str) -> Option<Active> {
+    /// Puts an order taken by [`Queue::take`] back (its claim could not be
+    /// appended, the order is still waiting), unless something newer about
+    /// it arrived meanwhile.
+    pub fn give_back(&self, taken: &Active) {
+        let ready = Ready {
+            order_id: taken.order_id.clone(),
+            run_id: taken.run_id.clone(),
+            theater_id: taken.theater_id.clone(),
+            lock_scope: taken.lock_scope.clone(),
+            version: taken.version,
+            attempt: taken.attempt,
+            created_seq: taken.created_seq,
+        };
         self.with(|s| {
-            s.active
-                .get(order_id)
-                .filter(|a| a.lease_token() == token)
-                .cloned()
+            if s.active
+                .get(&taken.order_id)
+                .is_some_and(|a| a.version == taken.version && a.unit_id == taken.unit_id)
+            {
+                s.active.remove(&taken.order_id);
+                s.ready.insert(ready.created_seq, ready);
+            }
+        });
+        // No wake-up: nothing changed that would let a claim succeed now.
+    }
+
+    /// Whether `order_id` waits in the ready set.
+    pub fn is_ready(&self, order_id: &str) -> bool {
+        self.with(|s| s.ready.values().any(|r| r.order_id == order_id))
+    }
+
+    /// Drops an order taken by [`Queue::take`] whose claim lost (another
+    /// claimer, a cancel), unless something newer about it arrived meanwhile.
+    pub fn drop_taken(&self, taken: &Active) {
+        self.with(|s| {
+            if s.active
+                .get(&taken.order_id)
+                .is_some_and(|a| a.version == taken.version && a.unit_id == taken.unit_id)
+            {
+                s.active.remove(&taken.order_id);
+            }
+        });
+        self.notify.notify_waiters();
+    }
+
+    /// The version of the order's stream this queue reflects for it (ready
+    /// or active), if it holds the order.
+    pub fn known_version(&self, order_id: &str) -> Option<i64> {
+        self.with(|s| {
+            s.active.get(order_id).map(|a| a.version).or_else(|| {
+                s.ready
+                    .values()
+                    .find(|r| r.order_id == order_id)
+                    .map(|r| r.version)
+            })
         })
     }
 
-    /// Extends the lease `token` holds; false when the lease is gone.
-    pub fn heartbeat(&self, order_id: &str, token: &str, lease: Duration) -> bool {
-        self.with(|s| match s.active.get_mut(order_id) {
-            Some(a) if a.lease_token() == token => {
-                a.expires = Instant::now() + lease;
-                true
+    /// Brings one order in line with the ledger as of `version` of its
+    /// stream: ready, active, or neither. Ignored (false) when the queue
+    /// already reflects that version or a newer one.
+    pub fn sync(&self, order_id: &str, version: i64, to: Synced) -> bool {
+        let applied = self.with(|s| {
+            let known = s.active.get(order_id).map(|a| a.version).or_else(|| {
+                s.ready
+                    .values()
+                    .find(|r| r.order_id == order_id)
+                    .map(|r| r.version)
+            });
+            if known.is_some_and(|k| k >= version) {
+                return false;
             }
-            _ => false,
-        })
+            s.ready.retain(|_, r| r.order_id != order_id);
+            s.active.remove(order_id);
+            match to {
+                Synced::Ready(r) => {
+                    s.ready.insert(r.created_seq, r);
+                }
+                Synced::Active(a) => {
+                    s.active.insert(a.order_id.clone(), a);
+                }
+                Synced::Gone => {}
+            }
+            true
+        });
+        if applied {
+            self.notify.notify_waiters();
+        }
+        applied
     }
 
     /// Records the order stream's version after an append by the holder.
@@ -187,39 +257,12 @@ impl Queue {
         });
     }
 
-    /// Ends the lease early (the unit died): the next patrol reissues it.
-    pub fn expire(&self, order_id: &str, token: &str) {
-        self.with(|s| {
-            if let Some(a) = s.active.get_mut(order_id)
-                && a.lease_token() == token
-            {
-                a.expires = Instant::now();
-            }
-        });
-    }
-
     /// Releases the order's locks and lease (it reached an outcome).
     pub fn release(&self, order_id: &str) -> Option<Active> {
         let out = self.with(|s| s.active.remove(order_id));
         // Freed locks may unblock a waiting order.
         self.notify.notify_waiters();
         out
-    }
-
-    /// Removes and returns every active order whose lease ran out.
-    pub fn take_expired(&self, now: Instant) -> Vec<Active> {
-        self.with(|s| {
-            let expired: Vec<String> = s
-                .active
-                .values()
-                .filter(|a| a.expires <= now)
-                .map(|a| a.order_id.clone())
-                .collect();
-            expired
-                .iter()
-                .filter_map(|id| s.active.remove(id))
-                .collect()
-        })
     }
 
     /// `(order_id, resource)` of every lock held in `theater_id` by an order
@@ -259,6 +302,12 @@ impl Queue {
         self.with(|s| s.active.len())
     }
 
+    /// Counts a claim made by another node (the follower saw it), so the
+    /// sentinel sees progress on a node whose workers are elsewhere.
+    pub fn note_claim(&self) {
+        self.with(|s| s.claims += 1);
+    }
+
     pub fn claims(&self) -> u64 {
         self.with(|s| s.claims)
     }
@@ -273,6 +322,15 @@ impl Queue {
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.notify.notified()
     }
+}
+
+/// Where [`Queue::sync`] puts an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synced {
+    Ready(Ready),
+    Active(Active),
+    /// Neither waiting nor running (settled, blocked, or not yet enqueued).
+    Gone,
 }
 
 fn conflicts_with_active(active: &HashMap<String, Active>, r: &Ready) -> bool {
@@ -311,14 +369,13 @@ mod tests {
         q.push(ready("a", 1, &["src"]));
         q.push(ready("b", 2, &["src/api.py"]));
         q.push(ready("c", 3, &["docs"]));
-        let lease = Duration::from_secs(30);
-        assert_eq!(q.take("u1", lease, None).unwrap().order_id, "a");
+        assert_eq!(q.take("u1", None).unwrap().order_id, "a");
         // b conflicts with a's `src`; c is next.
-        assert_eq!(q.take("u2", lease, None).unwrap().order_id, "c");
-        assert!(q.take("u3", lease, None).is_none());
+        assert_eq!(q.take("u2", None).unwrap().order_id, "c");
+        assert!(q.take("u3", None).is_none());
         assert!(q.lock_blocked("b"));
         q.release("a");
-        assert_eq!(q.take("u3", lease, None).unwrap().order_id, "b");
+        assert_eq!(q.take("u3", None).unwrap().order_id, "b");
     }
 
     #[test]
@@ -328,8 +385,7 @@ mod tests {
         q.push(ready("b", 2, &[]));
         assert!(q.run_has_other("r", "a"));
         assert!(!q.run_has_other("other-run", "a"));
-        let lease = Duration::from_secs(30);
-        assert_eq!(q.take("u", lease, Some("a")).unwrap().order_id, "a");
+        assert_eq!(q.take("u", Some("a")).unwrap().order_id, "a");
         // b is ready, a is active.
         assert!(q.run_has_other("r", "a"));
         assert!(q.run_has_other("r", "b"));
@@ -339,17 +395,31 @@ mod tests {
     }
 
     #[test]
-    fn leases_expire_and_heartbeats_extend() {
+    fn sync_ignores_older_versions_and_taken_orders_go_back_or_away() {
         let q = Queue::default();
         q.push(ready("a", 1, &[]));
-        let a = q.take("u", Duration::from_millis(0), None).unwrap();
-        let token = a.lease_token();
-        assert!(q.heartbeat("a", &token, Duration::from_secs(60)));
-        assert!(q.take_expired(Instant::now()).is_empty());
-        assert!(!q.heartbeat("a", "a:other:1", Duration::from_secs(60)));
-        q.expire("a", &token);
-        let gone = q.take_expired(Instant::now());
-        assert_eq!(gone.len(), 1);
-        assert!(q.holder("a", &token).is_none());
+        let taken = q.take("u", None).unwrap();
+        // Another node's claim of `a` (version 3) arrives while ours is in flight.
+        let theirs = Active {
+            unit_id: "other".into(),
+            version: 3,
+            ..taken.clone()
+        };
+        assert!(q.sync("a", 3, Synced::Active(theirs)));
+        // Our claim lost: dropping what we took keeps their record.
+        q.drop_taken(&taken);
+        assert_eq!(q.active_count(), 1);
+        // An older event (the enqueue at version 2) changes nothing.
+        assert!(!q.sync("a", 2, Synced::Ready(ready("a", 1, &[]))));
+        assert_eq!(q.known_version("a"), Some(3));
+        // Their report (version 5) settles it.
+        assert!(q.sync("a", 5, Synced::Gone));
+        assert_eq!(q.active_count() + q.depth(), 0);
+        // A take whose append failed goes back to the ready set.
+        q.push(ready("b", 2, &[]));
+        let b = q.take("u", None).unwrap();
+        q.give_back(&b);
+        assert_eq!(q.depth(), 1);
+        assert_eq!(q.take("u", None).unwrap().order_id, "b");
     }
 }

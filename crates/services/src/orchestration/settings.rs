@@ -52,6 +52,130 @@ pub struct Bootstrap {
     pub setup: Option<Vec<String>>,
 }
 
+/// Which orchestration services a node runs (`garrison serve --services`).
+/// Every node with any of them keeps the queue index; the roles decide which
+/// routes answer and which background tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Roles {
+    /// `POST /chat`.
+    pub gateway: bool,
+    /// Runs: create, plan, dispatch, synthesize.
+    pub co: bool,
+    /// Theater and worktree routes.
+    pub vault: bool,
+    /// The in-process pool, `POST /jobs` and the remote-worker routes.
+    pub worker: bool,
+    pub observer: bool,
+    /// The duty officer: lease expiry, reissues, deferred advances.
+    pub duty: bool,
+    pub sentinel: bool,
+    /// Gates and promotion of completed orders.
+    pub integration: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        gateway: true,
+        co: true,
+        vault: true,
+        worker: true,
+        observer: true,
+        duty: true,
+        sentinel: true,
+        integration: true,
+    };
+
+    pub const NONE: Roles = Roles {
+        gateway: false,
+        co: false,
+        vault: false,
+        worker: false,
+        observer: false,
+        duty: false,
+        sentinel: false,
+        integration: false,
+    };
+
+    /// The service names that select roles: each role by its name, plus
+    /// `patrols` (observer, duty officer and sentinel) and `all`.
+    pub const NAMES: &'static [&'static str] = &[
+        "gateway",
+        "co",
+        "vault",
+        "worker",
+        "observer",
+        "duty",
+        "sentinel",
+        "patrols",
+        "integration",
+    ];
+
+    /// Turns on what `name` selects; false for a name that is no role.
+    pub fn select(&mut self, name: &str) -> bool {
+        match name {
+            "all" => *self = Roles::ALL,
+            "gateway" => self.gateway = true,
+            "co" => self.co = true,
+            "vault" => self.vault = true,
+            "worker" => self.worker = true,
+            "observer" => self.observer = true,
+            "duty" => self.duty = true,
+            "sentinel" => self.sentinel = true,
+            "patrols" => {
+                self.observer = true;
+                self.duty = true;
+                self.sentinel = true;
+            }
+            "integration" => self.integration = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Whether the role called `name` runs here (`patrols`: any patrol).
+    pub fn runs(&self, name: &str) -> bool {
+        match name {
+            "gateway" => self.gateway,
+            "co" => self.co,
+            "vault" => self.vault,
+            "worker" => self.worker,
+            "observer" => self.observer,
+            "duty" => self.duty,
+            "sentinel" => self.sentinel,
+            "patrols" => self.observer || self.duty || self.sentinel,
+            "integration" => self.integration,
+            _ => false,
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        *self != Roles::NONE
+    }
+
+    /// The roles that run, by name.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("gateway", self.gateway),
+            ("co", self.co),
+            ("vault", self.vault),
+            ("worker", self.worker),
+            ("observer", self.observer),
+            ("duty", self.duty),
+            ("sentinel", self.sentinel),
+            ("integration", self.integration),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect()
+    }
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles::ALL
+    }
+}
+
 /// Everything the orchestration services need besides the ledger.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -87,6 +211,8 @@ pub struct Settings {
     pub sentinel_interval: Duration,
     /// How long a sync `POST /chat` waits for the run to end.
     pub chat_wait: Duration,
+    /// The services this node runs (all by default).
+    pub roles: Roles,
 }
 
 impl Settings {
@@ -116,6 +242,7 @@ impl Settings {
             patrol_interval: Duration::from_secs(5),
             sentinel_interval: Duration::from_secs(30),
             chat_wait: Duration::from_secs(300),
+            roles: Roles::ALL,
         }
     }
 
