@@ -574,7 +574,12 @@ pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
 
 /// `POST /v1/runs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// Schema names are global: IronClaw's `POST /runs` body is `CreateRunRequest`.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = V1CreateRunRequest)
+)]
 pub struct CreateRunRequest {
     pub agent_id: String,
     pub message: String,
@@ -590,7 +595,11 @@ impl CreateRunRequest {
 
 /// `202` body of `POST /v1/runs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = V1CreateRunResponse)
+)]
 pub struct CreateRunResponse {
     pub id: String,
     pub status: V1RunStatus,

@@ -360,7 +360,7 @@ fn openclawssy_bodies_and_statuses_are_described() {
     };
     assert_eq!(
         status_ref("/v1/runs", "post", "202").as_deref(),
-        Some("#/components/schemas/CreateRunResponse")
+        Some("#/components/schemas/V1CreateRunResponse")
     );
     for status in ["200", "202"] {
         assert_eq!(
@@ -378,10 +378,18 @@ fn openclawssy_bodies_and_statuses_are_described() {
             .as_str()
             .map(str::to_string)
     };
+    // Same-named bodies of the two surfaces keep their own schemas.
     assert_eq!(
         body_ref("/v1/runs", "post").as_deref(),
+        Some("#/components/schemas/V1CreateRunRequest")
+    );
+    assert_eq!(
+        body_ref("/runs", "post").as_deref(),
         Some("#/components/schemas/CreateRunRequest")
     );
+    assert!(schemas["CreateRunRequest"]["properties"]["objective"].is_object());
+    assert!(schemas["V1CreateRunRequest"]["properties"]["agent_id"].is_object());
+    assert!(schemas["ErrorBody"]["properties"]["code"].is_object());
     assert_eq!(
         body_ref("/api/admin/config", "post").as_deref(),
         Some("#/components/schemas/AgentConfig")
