@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use garrison_contracts::openclawssy::ErrorBody;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
-use garrison_contracts::openclawssy::ErrorBody;
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::ironclaw::{ApiError, Failure};

@@ -353,8 +353,7 @@ fn openclawssy_bodies_and_statuses_are_described() {
 
     let paths = &doc["paths"];
     let status_ref = |path: &str, method: &str, status: &str| {
-        paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
-            ["$ref"]
+        paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
             .as_str()
             .map(str::to_string)
     };
