@@ -28,6 +28,7 @@ pub const ELLIPSIS: char = '…';
 
 /// One persisted chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionMessage {
     pub role: SessionRole,
     /// The text; for tool messages only a fallback when `summary`, `error`
@@ -51,6 +52,7 @@ pub struct SessionMessage {
 /// Who wrote a session message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SessionRole {
     System,
     #[default]

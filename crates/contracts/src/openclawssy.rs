@@ -389,6 +389,7 @@ impl AuditRecord {
 /// `mode` of a scheduler job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobMode {
     Isolated,
     MainLike,
@@ -396,6 +397,7 @@ pub enum JobMode {
 
 /// Where a job's result is announced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobNotify {
     pub channel: String,
     #[serde(default)]
@@ -404,6 +406,7 @@ pub struct JobNotify {
 
 /// A persisted scheduler job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchedulerJob {
     pub job_id: String,
     pub agent_id: String,
@@ -571,6 +574,12 @@ pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
 
 /// `POST /v1/runs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Schema names are global: IronClaw's `POST /runs` body is `CreateRunRequest`.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = V1CreateRunRequest)
+)]
 pub struct CreateRunRequest {
     pub agent_id: String,
     pub message: String,
@@ -586,6 +595,11 @@ impl CreateRunRequest {
 
 /// `202` body of `POST /v1/runs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = V1CreateRunResponse)
+)]
 pub struct CreateRunResponse {
     pub id: String,
     pub status: V1RunStatus,
@@ -594,6 +608,7 @@ pub struct CreateRunResponse {
 /// Status of a `/v1` run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum V1RunStatus {
     Queued,
     Running,
@@ -604,6 +619,7 @@ pub enum V1RunStatus {
 
 /// `GET /v1/runs/{run_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     pub id: String,
     pub agent_id: String,
@@ -630,6 +646,7 @@ pub struct RunRecord {
 
 /// `trace` of a run record.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunTrace {
     #[serde(default)]
     pub tool_execution_results: Vec<ToolExecutionResult>,
@@ -637,6 +654,7 @@ pub struct RunTrace {
 
 /// One tool execution in a run trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolExecutionResult {
     pub tool: String,
     pub tool_call_id: String,
@@ -651,6 +669,7 @@ pub struct ToolExecutionResult {
 
 /// `POST /v1/chat/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatMessageRequest {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -674,6 +693,7 @@ impl ChatMessageRequest {
 
 /// `202` queued run, or `200` immediate `response` for command-style messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatMessageResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -687,13 +707,28 @@ pub struct ChatMessageResponse {
 
 /// The HTTP error shape: `{"error":{"code","message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        as = OpenclawssyError,
+        example = json!({"error": {"code": "invalid.request", "message": "agent_id is required"}})
+    )
+)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// `error` of an HTTP error body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(as = OpenclawssyErrorDetail)
+)]
 pub struct ErrorDetail {
+    /// `invalid.request`, `unauthorized`, `not.found`, `conflict`,
+    /// `unavailable`, `internal.error`, …
     pub code: String,
     pub message: String,
 }

@@ -7,11 +7,13 @@
 
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
+use garrison_contracts::openclawssy::ErrorBody;
 use garrison_services::openclawssy::{
     AgentConfig, SessionFilter, SessionInfo, Status, StoredMessage,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::route_table::Routes;
@@ -32,11 +34,35 @@ pub fn routes() -> Routes {
 }
 
 /// `GET /api/admin/status`: recent runs and the selected provider.
+#[utoipa::path(
+    get,
+    path = "/api/admin/status",
+    operation_id = "admin_status",
+    tag = "openclawssy",
+    summary = "Recent runs and the selected provider",
+    responses(
+        (status = 200, description = "The newest runs, the provider a run would use now (never its key), where the config came from, and how many secrets are stored.", body = Status),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn status(State(state): State<AppState>) -> Result<axum::Json<Status>, V1Error> {
     Ok(axum::Json(service(&state)?.status()))
 }
 
 /// `GET /api/admin/config`: the config in force, sensitive fields blank.
+#[utoipa::path(
+    get,
+    path = "/api/admin/config",
+    operation_id = "admin_get_config",
+    tag = "openclawssy",
+    summary = "The agent config in force",
+    responses(
+        (status = 200, description = "The config; sensitive value fields are blank (`provider.api_key` is always `\"\"`), so the body can be edited and posted back.", body = AgentConfig),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_config(State(state): State<AppState>) -> Result<axum::Json<Value>, V1Error> {
     Ok(axum::Json(service(&state)?.config().public_view()))
 }
@@ -44,6 +70,25 @@ pub async fn get_config(State(state): State<AppState>) -> Result<axum::Json<Valu
 /// `POST /api/admin/config`: validates the whole document, then stores it
 /// (the replaced file becomes the last-known-good copy). 200 with the
 /// stored config as `GET` shows it.
+#[utoipa::path(
+    post,
+    path = "/api/admin/config",
+    operation_id = "admin_set_config",
+    tag = "openclawssy",
+    summary = "Validate and store the agent config",
+    description = "The whole document is validated before it replaces the stored one; the \
+        replaced file is kept as the last-known-good copy. Unknown fields are refused. A key is \
+        never part of the config: name a stored secret in `provider.api_key_secret`.",
+    request_body(content = AgentConfig, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored; the config as `GET` shows it.", body = AgentConfig),
+        (status = 400, description = "Not a JSON object, an unknown field, or a value the config does not allow (`invalid.request`); nothing stored.", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 500, description = "The config file could not be written (`internal.error`).", body = ErrorBody),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn set_config(
     State(state): State<AppState>,
     V1Json(config): V1Json<AgentConfig>,
@@ -60,8 +105,14 @@ pub async fn set_config(
 }
 
 /// `{name, value}` of `POST /api/admin/secrets`. Deliberately not `Debug`.
+#[derive(ToSchema)]
+#[schema(as = SecretInput)]
 pub struct SecretBody {
+    /// The name the config's `provider.api_key_secret` refers to.
     pub name: String,
+    /// Write-only and sensitive: stored one-way, never returned, logged or
+    /// quoted in an error.
+    #[schema(write_only, format = Password)]
     pub value: String,
 }
 
@@ -97,32 +148,93 @@ impl<S: Send + Sync> FromRequest<S> for SecretBody {
     }
 }
 
+/// `{name, stored}` of `POST /api/admin/secrets`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretStored {
+    pub name: String,
+    /// Always `true`.
+    pub stored: bool,
+}
+
 /// `POST /api/admin/secrets`: stores a value one-way; answers with its name.
+#[utoipa::path(
+    post,
+    path = "/api/admin/secrets",
+    operation_id = "admin_put_secret",
+    tag = "openclawssy",
+    summary = "Store a secret (one-way)",
+    description = "Stores `value` under `name`, replacing any earlier value. The value cannot be \
+        read back through any route; a rejection never quotes it.",
+    request_body(content = SecretBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored: `{name, stored: true}`.", body = SecretStored),
+        (status = 400, description = "Not a JSON object `{name, value}`, a missing or non-string field, an unknown field, or an unusable name (`invalid.request`).", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 500, description = "The secrets file could not be written (`internal.error`).", body = ErrorBody),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_secret(
     State(state): State<AppState>,
     body: SecretBody,
-) -> Result<axum::Json<Value>, V1Error> {
+) -> Result<axum::Json<SecretStored>, V1Error> {
     let svc = service(&state)?.clone();
     let name = body.name.clone();
     tokio::task::spawn_blocking(move || svc.put_secret(&body.name, &body.value))
         .await
         .map_err(|e| V1Error::from_status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok(axum::Json(json!({"name": name, "stored": true})))
+    Ok(axum::Json(SecretStored { name, stored: true }))
+}
+
+/// `{names}` of `GET /api/admin/secrets`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretNames {
+    pub names: Vec<String>,
 }
 
 /// `GET /api/admin/secrets`: the stored names, never a value.
-pub async fn list_secrets(State(state): State<AppState>) -> Result<axum::Json<Value>, V1Error> {
-    Ok(axum::Json(
-        json!({"names": service(&state)?.secret_names()}),
-    ))
+#[utoipa::path(
+    get,
+    path = "/api/admin/secrets",
+    operation_id = "admin_list_secrets",
+    tag = "openclawssy",
+    summary = "The names of the stored secrets",
+    responses(
+        (status = 200, description = "`{names}`; values are never returned.", body = SecretNames),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list_secrets(
+    State(state): State<AppState>,
+) -> Result<axum::Json<SecretNames>, V1Error> {
+    Ok(axum::Json(SecretNames {
+        names: service(&state)?.secret_names(),
+    }))
 }
 
-#[derive(Serialize)]
+/// `{sessions}` of `GET /api/admin/chat/sessions`, newest first.
+#[derive(Serialize, ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<SessionInfo>,
 }
 
 /// `GET /api/admin/chat/sessions?agent_id=&user_id=&room_id=&channel=`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/chat/sessions",
+    operation_id = "admin_list_sessions",
+    tag = "openclawssy",
+    summary = "List chat sessions",
+    params(SessionFilter),
+    responses(
+        (status = 200, description = "The sessions matching every given filter, most recently updated first.", body = SessionList),
+        (status = 400, description = "An unknown query parameter (`invalid.request`).", body = ErrorBody),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     V1Query(filter): V1Query<SessionFilter>,
@@ -132,7 +244,8 @@ pub async fn list_sessions(
     }))
 }
 
-#[derive(Serialize)]
+/// `GET /api/admin/chat/sessions/{session_id}/messages`.
+#[derive(Serialize, ToSchema)]
 pub struct SessionMessages {
     pub session_id: String,
     pub messages: Vec<StoredMessage>,
@@ -140,6 +253,21 @@ pub struct SessionMessages {
 
 /// `GET /api/admin/chat/sessions/{session_id}/messages`: in order, with
 /// tool metadata (`tool_name`, `tool_call_id`, `run_id`).
+#[utoipa::path(
+    get,
+    path = "/api/admin/chat/sessions/{session_id}/messages",
+    operation_id = "admin_session_messages",
+    tag = "openclawssy",
+    summary = "A chat session's messages",
+    params(("session_id" = String, Path, description = "A `session_id` from the session list or a chat reply.")),
+    responses(
+        (status = 200, description = "The messages in order (`seq` from 1), with tool metadata (`tool_name`, `tool_call_id`, `run_id`).", body = SessionMessages),
+        (status = 404, description = "No such session (`not.found`).", body = ErrorBody),
+        (status = 500, description = "The session file could not be read (`internal.error`).", body = ErrorBody),
+        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn session_messages(
     State(state): State<AppState>,
     Path(session_id): Path<String>,

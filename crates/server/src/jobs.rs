@@ -16,6 +16,7 @@ use garrison_services::scheduler::{FireView, JobInput, JobView, Scheduler, Sched
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::route_table::Routes;
@@ -24,6 +25,8 @@ use crate::route_table::Routes;
 const DEFAULT_FIRES: usize = 20;
 /// Most fires one request returns (what the scheduler keeps per job).
 const MAX_FIRES: usize = garrison_services::scheduler::state::KEEP_FIRES;
+// The OpenAPI document states this bound (`FiresQuery`'s `maximum`).
+const _: () = assert!(MAX_FIRES == 50);
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -119,36 +122,73 @@ fn scheduler(state: &AppState) -> Result<&Arc<Scheduler>, JobsError> {
 }
 
 /// `GET /api/admin/jobs`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<JobView>,
 }
 
-/// `GET /api/admin/jobs/{job_id}/fires`.
-#[derive(Debug, Serialize)]
+/// `GET /api/admin/jobs/{job_id}/fires`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FireList {
     pub job_id: String,
     pub fires: Vec<FireView>,
 }
 
 /// `?limit=` of the fires list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FiresQuery {
+    /// How many of the latest fires to return: 1 to 50 (what the scheduler
+    /// keeps per job); 20 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 50)]
     pub limit: Option<String>,
 }
 
 /// `DELETE /api/admin/jobs/{job_id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JobDeleted)]
 pub struct Deleted {
     pub job_id: String,
     pub deleted: bool,
 }
 
+/// Every job with its scheduling state.
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs",
+    operation_id = "jobs_list",
+    tag = "garrison",
+    summary = "List scheduler jobs",
+    responses(
+        (status = 200, description = "`{jobs}`: each §4 record with `next_run_at`, `last_fired_at`, `last_run_id`, `last_outcome`, `fires` and `state`.", body = JobList),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, JobsError> {
     let jobs = scheduler(&state)?.list().await?;
     Ok(Json(JobList { jobs }))
 }
 
+/// A new job; its id must be free.
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs",
+    operation_id = "jobs_create",
+    tag = "garrison",
+    summary = "Create a scheduler job",
+    description = "Needs `job_id`, `agent_id`, `schedule` (`@every <duration>` or an RFC 3339 time), `message`, `mode` and `enabled`; `notify` and `timezone` are optional.",
+    request_body(content = JobInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created: the job with its scheduling state.", body = JobView),
+        (status = 400, description = "Not JSON, an unknown field, a missing required field, or a value §4 does not allow (a cron or unparsable schedule, a bad id, a timezone other than `UTC`) (`invalid.request`); nothing stored.", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 415, description = "No `Content-Type: application/json` (`invalid.request`).", body = ErrorBody),
+        (status = 409, description = "A job with this `job_id` exists (`conflict`).", body = ErrorBody),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_job(
     State(state): State<AppState>,
     JobsJson(input): JobsJson<JobInput>,
@@ -157,6 +197,21 @@ pub async fn create_job(
     Ok((StatusCode::CREATED, Json(job)))
 }
 
+/// One job with its scheduling state.
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/{job_id}",
+    operation_id = "jobs_get",
+    tag = "garrison",
+    summary = "Show a scheduler job",
+    params(("job_id" = String, Path, description = "The job's `job_id`.")),
+    responses(
+        (status = 200, description = "The job with its scheduling state.", body = JobView),
+        (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -164,6 +219,27 @@ pub async fn get_job(
     Ok(Json(scheduler(&state)?.get(&job_id).await?))
 }
 
+/// The whole job replaced; the path names it.
+#[utoipa::path(
+    put,
+    path = "/api/admin/jobs/{job_id}",
+    operation_id = "jobs_replace",
+    tag = "garrison",
+    summary = "Replace a scheduler job",
+    description = "Needs the same fields as a new job; `job_id` may be left out and must match the path when given. A fetched job can be sent back as it is: its read-only fields are ignored.",
+    params(("job_id" = String, Path, description = "The job's `job_id`.")),
+    request_body(content = JobInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced: the job with its scheduling state.", body = JobView),
+        (status = 400, description = "Not JSON, an unknown field, a missing required field, or a value §4 does not allow (a cron or unparsable schedule, a bad id, a timezone other than `UTC`) (`invalid.request`); nothing stored.", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 415, description = "No `Content-Type: application/json` (`invalid.request`).", body = ErrorBody),
+        (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
+        (status = 409, description = "The job changed meanwhile (`conflict`); read it and try again.", body = ErrorBody),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn replace_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -172,6 +248,27 @@ pub async fn replace_job(
     Ok(Json(scheduler(&state)?.replace(&job_id, input).await?))
 }
 
+/// Only the fields sent change.
+#[utoipa::path(
+    patch,
+    path = "/api/admin/jobs/{job_id}",
+    operation_id = "jobs_patch",
+    tag = "garrison",
+    summary = "Change fields of a scheduler job",
+    description = "Every field is optional; `{\"enabled\": false}` pauses a job. `job_id`, when given, must match the path.",
+    params(("job_id" = String, Path, description = "The job's `job_id`.")),
+    request_body(content = JobInput, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed: the job with its scheduling state.", body = JobView),
+        (status = 400, description = "Not JSON, an unknown field, a missing required field, or a value §4 does not allow (a cron or unparsable schedule, a bad id, a timezone other than `UTC`) (`invalid.request`); nothing stored.", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 415, description = "No `Content-Type: application/json` (`invalid.request`).", body = ErrorBody),
+        (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
+        (status = 409, description = "The job changed meanwhile (`conflict`); read it and try again.", body = ErrorBody),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -180,6 +277,22 @@ pub async fn patch_job(
     Ok(Json(scheduler(&state)?.patch(&job_id, input).await?))
 }
 
+/// The job stops firing and leaves the list.
+#[utoipa::path(
+    delete,
+    path = "/api/admin/jobs/{job_id}",
+    operation_id = "jobs_delete",
+    tag = "garrison",
+    summary = "Delete a scheduler job",
+    params(("job_id" = String, Path, description = "The job's `job_id`.")),
+    responses(
+        (status = 200, description = "Deleted: `{job_id, deleted: true}`.", body = Deleted),
+        (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
+        (status = 409, description = "The job changed meanwhile (`conflict`); try again.", body = ErrorBody),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -191,6 +304,25 @@ pub async fn delete_job(
     }))
 }
 
+/// A job's latest fires, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/{job_id}/fires",
+    operation_id = "jobs_fires",
+    tag = "garrison",
+    summary = "A scheduler job's recent fires",
+    params(
+        ("job_id" = String, Path, description = "The job's `job_id`."),
+        FiresQuery,
+    ),
+    responses(
+        (status = 200, description = "`{job_id, fires}`, newest first: when each fire was due and happened, the run it started and how that ended.", body = FireList),
+        (status = 400, description = "`limit` is not a whole number from 1 to 50 (`invalid.request`).", body = ErrorBody),
+        (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
+        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list_fires(
     State(state): State<AppState>,
     Path(job_id): Path<String>,

@@ -12,14 +12,17 @@ use std::sync::OnceLock;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use garrison_contracts::openclawssy::ErrorBody;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::ironclaw::{ApiError, Failure};
 use crate::route_table::{Route, Routes};
+use crate::v1::is_openclawssy_path;
 use crate::{
-    appleseed, dashboard, events_api, learning, ledger_routes, metrics, milestones, orchestration,
+    admin, appleseed, dashboard, events_api, jobs, learning, ledger_routes, metrics, milestones,
+    orchestration, v1,
 };
 
 /// The name of the bearer-token security scheme.
@@ -32,8 +35,9 @@ pub const SESSION: &str = "session";
     info(
         title = "Garrison",
         description = "Every HTTP route of one Garrison listener: the IronClaw services, the \
-            milestone surface, Appleseed ingest, the learning service, Garrison's own additions \
-            (event log and stream, remote workers, metrics, this document) and the dashboard. \
+            milestone surface, Appleseed ingest, the learning service, the Openclawssy `/v1` and \
+            admin APIs, Garrison's own additions (event log and stream, remote workers, scheduler \
+            jobs, metrics, this document) and the dashboard. \
             Every route needs `Authorization: Bearer <token>` except those listed without a \
             security requirement: `GET /health`, `GET /healthz`, the HMAC-signed \
             `POST /internal/milestones/ingest`, the dashboard sign-in and its static assets.",
@@ -72,6 +76,23 @@ pub const SESSION: &str = "session";
         orchestration::worker_claim,
         orchestration::worker_heartbeat,
         orchestration::worker_report,
+        v1::create_run,
+        v1::get_run,
+        v1::chat_message,
+        admin::status,
+        admin::get_config,
+        admin::set_config,
+        admin::list_secrets,
+        admin::put_secret,
+        admin::list_sessions,
+        admin::session_messages,
+        jobs::list_jobs,
+        jobs::create_job,
+        jobs::get_job,
+        jobs::replace_job,
+        jobs::patch_job,
+        jobs::delete_job,
+        jobs::list_fires,
         metrics::scrape,
         openapi_json,
         dashboard::runs::list,
@@ -97,7 +118,8 @@ pub const SESSION: &str = "session";
         (name = "appleseed", description = "Appleseed event ingest and OpenClaw import \
             (appleseed-event-contract.md) over HTTP."),
         (name = "learning", description = "The learning service's routing-policy tick."),
-        (name = "openclawssy", description = "Openclawssy surface (openclawssy-contracts.md)."),
+        (name = "openclawssy", description = "Openclawssy surface (openclawssy-contracts.md): \
+            `/v1` runs and chat, the admin API. Errors are `{error:{code,message}}`."),
         (name = "garrison", description = "Garrison's own additions, at paths no contract uses."),
         (name = "dashboard", description = "Operator pages (HTML); bearer token or session cookie."),
     )
@@ -105,7 +127,9 @@ pub const SESSION: &str = "session";
 pub struct ApiDoc;
 
 /// Declares the two ways in, and answers 401 for every secured operation in
-/// its surface's shape, so no handler has to repeat it.
+/// its surface's shape (Openclawssy's under `/v1/` and `/api/admin/`,
+/// IronClaw's elsewhere, a redirect for pages), so no handler has to repeat
+/// it.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -130,22 +154,26 @@ impl Modify for SecuritySchemes {
                  pages only.",
             ))),
         );
-        let unauthorized_json = ResponseBuilder::new()
-            .description("Missing or wrong bearer token (`UNAUTHORIZED`).")
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name(Failure::name())))
-                    .build(),
-            )
-            .build();
+        let unauthorized_json = |code: &str, schema: std::borrow::Cow<'static, str>| {
+            ResponseBuilder::new()
+                .description(format!("Missing or wrong bearer token (`{code}`)."))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .build()
+        };
+        let unauthorized_ironclaw = unauthorized_json("UNAUTHORIZED", Failure::name());
+        let unauthorized_openclawssy = unauthorized_json("unauthorized", ErrorBody::name());
         let unauthorized_page = ResponseBuilder::new()
             .description(
                 "Neither the bearer token nor a session cookie: pages redirect (303) to the \
                  sign-in form at `/`; the event stream and sign-out answer 401.",
             )
             .build();
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
             for op in [
                 &mut item.get,
                 &mut item.put,
@@ -165,8 +193,10 @@ impl Modify for SecuritySchemes {
                     .is_some_and(|t| t.iter().any(|t| t == "dashboard"));
                 let response = if page {
                     unauthorized_page.clone()
+                } else if is_openclawssy_path(path) {
+                    unauthorized_openclawssy.clone()
                 } else {
-                    unauthorized_json.clone()
+                    unauthorized_ironclaw.clone()
                 };
                 op.responses
                     .responses

@@ -184,6 +184,24 @@ where
 }
 
 /// `POST /v1/runs`: 202 `{id, status:"queued"}`.
+#[utoipa::path(
+    post,
+    path = "/v1/runs",
+    operation_id = "v1_create_run",
+    tag = "openclawssy",
+    summary = "Queue an agent run",
+    description = "Records the run `queued` and starts it in the background; poll \
+        `GET /v1/runs/{run_id}` for its record.",
+    request_body(content = CreateRunRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued.", body = CreateRunResponse),
+        (status = 400, description = "Not a JSON object, a missing or empty field, or an unusable `agent_id` (`invalid.request`).", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 500, description = "The run could not be recorded (`internal.error`).", body = ErrorBody),
+        (status = 503, description = "The run service is not running on this node, or is shutting down (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_run(
     State(state): State<AppState>,
     V1Json(req): V1Json<CreateRunRequest>,
@@ -206,6 +224,21 @@ pub async fn create_run(
 }
 
 /// `GET /v1/runs/{run_id}`: the run record (with its session and times).
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{run_id}",
+    operation_id = "v1_get_run",
+    tag = "openclawssy",
+    summary = "Read a run's record",
+    params(("run_id" = String, Path, description = "The `id` `POST /v1/runs` or a chat message answered with.")),
+    responses(
+        (status = 200, description = "The record: status, output or error, tool trace, session and times.", body = StoredRun),
+        (status = 404, description = "No such run (`not.found`).", body = ErrorBody),
+        (status = 500, description = "The stored record could not be read (`internal.error`).", body = ErrorBody),
+        (status = 503, description = "The run service is not running on this node (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get_run(
     State(state): State<AppState>,
     Path(run_id): Path<String>,
@@ -215,6 +248,27 @@ pub async fn get_run(
 
 /// `POST /v1/chat/messages`: 202 with the queued run, or 200 with the
 /// answer to `/new` / `/resume [id]`.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/messages",
+    operation_id = "v1_chat_message",
+    tag = "openclawssy",
+    summary = "Send a chat message",
+    description = "A message continues the current session of (`user_id`, `room_id`, `channel`, \
+        `agent_id`) as a queued run. `/new` opens a fresh session and `/resume [session_id]` \
+        switches back to one; both answer at once.",
+    request_body(content = ChatMessageRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued as a run: `{id, status:\"queued\", session_id}`.", body = ChatMessageResponse),
+        (status = 200, description = "`/new` or `/resume`: `{response, session_id}`.", body = ChatMessageResponse),
+        (status = 400, description = "Not a JSON object, a missing or empty field, or a command used wrongly (`invalid.request`).", body = ErrorBody),
+        (status = 404, description = "`/resume` names no session of this user, room and channel (`not.found`).", body = ErrorBody),
+        (status = 413, description = "Body over the limit.", body = ErrorBody),
+        (status = 500, description = "The session or run could not be recorded (`internal.error`).", body = ErrorBody),
+        (status = 503, description = "The run service is not running on this node, or is shutting down (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn chat_message(
     State(state): State<AppState>,
     V1Json(req): V1Json<ChatMessageRequest>,

@@ -47,17 +47,20 @@ const DESIGN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/internal/milestones/ingest"),
     ("GET", "/api/milestones/latest"),
     ("GET", "/api/milestones/dead-letter"),
-    // Openclawssy
+    // Openclawssy (the document names the run parameter `run_id`)
     ("GET", "/healthz"),
-    // The Openclawssy `/v1` and admin surfaces join this list when their
-    // routers land (they register through `Routes` like the others):
-    // ("POST", "/v1/runs"),
-    // ("GET", "/v1/runs/{id}"),
-    // ("POST", "/v1/chat/messages"),
-    // and the `/api/admin/*` routes.
-    //
+    ("POST", "/v1/runs"),
+    ("GET", "/v1/runs/{run_id}"),
+    ("POST", "/v1/chat/messages"),
+    ("GET", "/api/admin/status"),
+    ("GET", "/api/admin/config"),
+    ("POST", "/api/admin/config"),
+    ("GET", "/api/admin/secrets"),
+    ("POST", "/api/admin/secrets"),
+    ("GET", "/api/admin/chat/sessions"),
+    ("GET", "/api/admin/chat/sessions/{session_id}/messages"),
     // Garrison's own additions DESIGN.md lists: remote workers, event
-    // streaming, Appleseed ingest, metrics.
+    // streaming, Appleseed ingest, scheduler jobs, metrics.
     ("POST", "/api/workers/claim"),
     ("POST", "/api/workers/heartbeat"),
     ("POST", "/api/workers/report"),
@@ -65,6 +68,13 @@ const DESIGN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/events/stream"),
     ("POST", "/api/appleseed/events"),
     ("POST", "/api/appleseed/openclaw-import"),
+    ("GET", "/api/admin/jobs"),
+    ("POST", "/api/admin/jobs"),
+    ("GET", "/api/admin/jobs/{job_id}"),
+    ("PUT", "/api/admin/jobs/{job_id}"),
+    ("PATCH", "/api/admin/jobs/{job_id}"),
+    ("DELETE", "/api/admin/jobs/{job_id}"),
+    ("GET", "/api/admin/jobs/{job_id}/fires"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ];
@@ -189,6 +199,27 @@ fn document_metadata() {
         run["401"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Failure"
     );
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !(path.starts_with("/v1/") || path.starts_with("/api/admin/")) {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('2') {
+                    continue;
+                }
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/OpenclawssyError",
+                    "{method} {path} {status} is not in the Openclawssy error shape"
+                );
+            }
+            assert!(
+                op["responses"].get("401").is_some(),
+                "{method} {path} does not document its 401"
+            );
+        }
+    }
     assert!(
         doc["paths"]["/health"]["get"]["responses"]
             .get("401")
@@ -226,6 +257,11 @@ fn public_operations_are_exactly_the_ones_auth_lets_through() {
 /// Whether a response is the auth middleware turning the request away.
 fn turned_away(route: &Route, r: &common::Resp) -> bool {
     let is_page = garrison_server::dashboard::is_dashboard_path(&concrete(route.path));
+    if garrison_server::v1::is_openclawssy_path(route.path) {
+        return r.status == 401
+            && r.header("www-authenticate") == Some("Bearer")
+            && r.json()["error"]["code"] == "unauthorized";
+    }
     if !is_page {
         return r.status == 401
             && r.header("www-authenticate") == Some("Bearer")
@@ -299,4 +335,109 @@ async fn the_document_is_served_behind_the_token() {
     .unwrap()
     .assert_error(401, "UNAUTHORIZED");
     s.stop().await;
+}
+
+#[test]
+fn openclawssy_bodies_and_statuses_are_described() {
+    let doc = doc_json();
+    let schemas = &doc["components"]["schemas"];
+    // The Openclawssy error has its own schema beside IronClaw's envelope.
+    let err = &schemas["OpenclawssyError"];
+    assert_eq!(
+        err["properties"]["error"]["$ref"],
+        "#/components/schemas/OpenclawssyErrorDetail"
+    );
+    let detail = &schemas["OpenclawssyErrorDetail"]["required"];
+    assert_eq!(detail, &serde_json::json!(["code", "message"]));
+    assert!(schemas["Failure"]["properties"]["ok"].is_object());
+
+    let paths = &doc["paths"];
+    let status_ref = |path: &str, method: &str, status: &str| {
+        paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(
+        status_ref("/v1/runs", "post", "202").as_deref(),
+        Some("#/components/schemas/V1CreateRunResponse")
+    );
+    for status in ["200", "202"] {
+        assert_eq!(
+            status_ref("/v1/chat/messages", "post", status).as_deref(),
+            Some("#/components/schemas/ChatMessageResponse"),
+            "chat {status}"
+        );
+    }
+    assert_eq!(
+        status_ref("/api/admin/jobs", "post", "201").as_deref(),
+        Some("#/components/schemas/JobView")
+    );
+    let body_ref = |path: &str, method: &str| {
+        paths[path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .map(str::to_string)
+    };
+    // Same-named bodies of the two surfaces keep their own schemas.
+    assert_eq!(
+        body_ref("/v1/runs", "post").as_deref(),
+        Some("#/components/schemas/V1CreateRunRequest")
+    );
+    assert_eq!(
+        body_ref("/runs", "post").as_deref(),
+        Some("#/components/schemas/CreateRunRequest")
+    );
+    assert!(schemas["CreateRunRequest"]["properties"]["objective"].is_object());
+    assert!(schemas["V1CreateRunRequest"]["properties"]["agent_id"].is_object());
+    assert!(schemas["ErrorBody"]["properties"]["code"].is_object());
+    assert_eq!(
+        body_ref("/api/admin/config", "post").as_deref(),
+        Some("#/components/schemas/AgentConfig")
+    );
+    assert_eq!(
+        body_ref("/api/admin/jobs/{job_id}", "patch").as_deref(),
+        Some("#/components/schemas/JobInput")
+    );
+
+    // The secret's value is write-only and never part of an answer.
+    assert_eq!(
+        body_ref("/api/admin/secrets", "post").as_deref(),
+        Some("#/components/schemas/SecretInput")
+    );
+    let value = &schemas["SecretInput"]["properties"]["value"];
+    assert_eq!(value["writeOnly"], true);
+    assert!(
+        value["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("never returned")),
+        "{value}"
+    );
+    for (path, item) in paths.as_object().unwrap() {
+        if !path.starts_with("/api/admin/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_ne!(
+                    schema, "#/components/schemas/SecretInput",
+                    "{method} {path} {status} answers with the secret input"
+                );
+            }
+        }
+    }
+
+    // Query parameters of the admin lists.
+    let names = |path: &str| -> Vec<String> {
+        paths[path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("/api/admin/chat/sessions"),
+        ["agent_id", "user_id", "room_id", "channel"]
+    );
+    assert_eq!(names("/api/admin/jobs/{job_id}/fires"), ["job_id", "limit"]);
 }

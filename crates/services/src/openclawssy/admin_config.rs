@@ -45,6 +45,7 @@ fn default_sandbox() -> bool {
 /// How `/v1` runs are set up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentConfig {
     /// The default model provider; `null` uses `GARRISON_LLM_*`.
     #[serde(default)]
@@ -78,6 +79,7 @@ impl Default for AgentConfig {
 /// An OpenAI-compatible endpoint and the secret holding its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderConfig {
     /// Display name (`openrouter`); the endpoint's host when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +210,7 @@ fn check_deny_entry(entry: &str) -> Result<(), String> {
 /// Where the current config came from at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConfigSource {
     /// No file yet: the defaults.
     Default,

@@ -91,6 +91,7 @@ pub struct Started {
 
 /// `GET /api/admin/status`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AdminStatus))]
 pub struct Status {
     /// The newest runs, newest first.
     pub runs: Vec<RunSummary>,

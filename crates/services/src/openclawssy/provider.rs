@@ -49,6 +49,7 @@ impl EnvProvider {
 /// Where the selected provider comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ProviderSource {
     Config,
     Environment,
@@ -80,6 +81,7 @@ impl fmt::Debug for Selected {
 
 /// What `GET /api/admin/status` shows of the selected provider (no key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderStatus {
     pub source: ProviderSource,
     pub name: String,

@@ -26,6 +26,7 @@ pub const EVENTS_FILE: &str = "events.jsonl";
 /// `GET /v1/runs/{id}`: the contract's record, plus the session the run
 /// answered in and its times (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredRun {
     #[serde(flatten)]
     pub record: RunRecord,
@@ -59,6 +60,7 @@ impl StoredRun {
 
 /// One line of `GET /api/admin/status`'s run list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSummary {
     pub id: String,
     pub agent_id: String,

@@ -65,6 +65,7 @@ enum IndexEntry {
 
 /// One persisted message: its place, its time, and the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredMessage {
     pub seq: u64,
     pub ts: String,
@@ -74,6 +75,7 @@ pub struct StoredMessage {
 
 /// A session as the admin API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub session_id: String,
     pub agent_id: String,
@@ -92,10 +94,19 @@ pub struct SessionInfo {
 /// Filter of `GET /api/admin/chat/sessions`; `None` matches anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct SessionFilter {
+    /// Only this agent's sessions.
     pub agent_id: Option<String>,
+    /// Only this user's sessions.
     pub user_id: Option<String>,
+    /// Only sessions in this room.
     pub room_id: Option<String>,
+    /// Only sessions on this channel (`web`, `slack`, …).
     pub channel: Option<String>,
 }
 

@@ -10,9 +10,13 @@ use super::SchedulerError;
 
 /// A job as a caller sends it: every field optional here, required ones
 /// checked by the operation (create and replace need the contract's required
-/// fields; a patch needs none). Unknown fields are refused.
+/// fields; a patch needs none). Unknown fields are refused, except a job
+/// view's read-only fields (`created_at`, `updated_at`, `next_run_at`,
+/// `last_fired_at`, `last_run_id`, `last_outcome`, `fires`, `state`), which
+/// are accepted and ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,

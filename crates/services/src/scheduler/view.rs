@@ -11,6 +11,7 @@ use super::state::{Fire, JobState};
 
 /// A job: the §4 record plus scheduling state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobView {
     #[serde(flatten)]
     pub job: SchedulerJob,
@@ -25,6 +26,7 @@ pub struct JobView {
     /// Fires since the job was created.
     pub fires: u64,
     /// `scheduled`, `disabled`, `done` (a one-shot that fired) or `missed`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: &'static str,
 }
 
@@ -60,6 +62,7 @@ impl JobView {
 
 /// One fire of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FireView {
     pub fire: u64,
     pub scheduled_for: String,
