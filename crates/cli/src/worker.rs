@@ -78,6 +78,7 @@ pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
         unit_id,
         args.max_jobs,
         args.wait_ms,
+        settings.data_dir,
     ))
 }
 
@@ -168,6 +169,7 @@ async fn work(
     unit_id: String,
     max_jobs: Option<u64>,
     wait_ms: u64,
+    data_dir: std::path::PathBuf,
 ) -> Result<ExitCode> {
     let mut done = 0u64;
     let stop = shutdown();
@@ -210,7 +212,7 @@ async fn work(
             let token = token.clone();
             let order_id = job.message.order_id.clone();
             let lease = job.lease_token.clone();
-            execute(&job, move || {
+            execute(&job, Some(&data_dir), move || {
                 let server = server.clone();
                 let token = token.clone();
                 let body = json!({"order_id": order_id, "lease_token": lease});

@@ -791,6 +791,38 @@ fn run_with_a_model_commits_into_the_repo() {
     .unwrap();
     assert_eq!(aar["summary"], "Wrote hello.txt.");
     assert_eq!(aar["model"]["name"], "test-model");
+    // The unit's lifecycle is audited under the profile's agent directory,
+    // without the API key.
+    let audit_dir = dir.path().join("data/agents/llm/audit");
+    let audit: String = std::fs::read_dir(&audit_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", audit_dir.display()))
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    let types: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for t in [
+        "run.started",
+        "model.requested",
+        "tool.call",
+        "tool.result",
+        "run.completed",
+    ] {
+        assert!(
+            types.iter().any(|x| x == t),
+            "{t} missing from the audit: {types:?}"
+        );
+    }
+    assert!(
+        !audit.contains("test-key"),
+        "the API key reached the audit log"
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2, "two model turns");
     assert_eq!(seen[0]["path"], "/v1/chat/completions");

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use garrison_agent::{UnitJob, UnitOutcome, UnitReport, run_unit};
+use garrison_agent::{AuditLog, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with};
 use garrison_contracts::ironclaw::{Aar, AarStatus};
 use garrison_contracts::secrets::redact;
 use garrison_contracts::workflow::{
@@ -22,8 +22,11 @@ use super::co::now;
 use super::files::{write_atomic, write_json_atomic};
 
 /// Runs one attempt. `heartbeat` is called every third of the lease while
-/// the unit runs; it answers false once the lease is lost.
-pub async fn execute<F, Fut>(job: &Job, heartbeat: F) -> Report
+/// the unit runs; it answers false once the lease is lost. With a
+/// `data_dir`, the lifecycle events of `llm` and `scripted` units (every
+/// tool call and result among them) are audited, redacted, to
+/// `<data-dir>/agents/<profile>/audit/YYYY-MM-DD.jsonl`.
+pub async fn execute<F, Fut>(job: &Job, data_dir: Option<&Path>, heartbeat: F) -> Report
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -70,7 +73,12 @@ where
         agent_id: job.message.unit_id.clone(),
     };
     let every = Duration::from_millis((job.lease_ms / 3).max(50));
-    let unit = run_unit(&job.unit, &unit_job);
+    let audit = data_dir.and_then(|d| audit_log(d, &job.message.profile.name));
+    let hooks = UnitHooks {
+        audit: audit.as_ref(),
+        ..UnitHooks::default()
+    };
+    let unit = run_unit_with(&job.unit, &unit_job, hooks);
     tokio::pin!(unit);
     let result = loop {
         tokio::select! {
@@ -111,6 +119,18 @@ where
                 reason: format!("recording the attempt failed: {e}"),
             };
             r
+        }
+    }
+}
+
+/// The audit log of units of profile `profile`; `None` (with a warning)
+/// when the name cannot be a directory name.
+fn audit_log(data_dir: &Path, profile: &str) -> Option<AuditLog> {
+    match AuditLog::for_agent(data_dir, profile) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::warn!(profile, error = %e, "this profile's units are not audited");
+            None
         }
     }
 }

@@ -69,7 +69,7 @@ pub fn spawn_follower(
 pub async fn run_job(orch: &Arc<Orchestrator>, job: super::Job) {
     let token = job.lease_token.clone();
     let order_id = job.message.order_id.clone();
-    let report = execute(&job, || async {
+    let report = execute(&job, Some(&orch.settings.data_dir), || async {
         match orch.heartbeat(&order_id, &token).await {
             Ok(alive) => alive,
             Err(e) => {
