@@ -19,7 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -222,50 +222,6 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-async fn drop_database(base: &str, url: &str) {
-    let Some(name) = url.rsplit('/').next().and_then(|n| n.split('?').next()) else {
-        return;
-    };
-    if let Ok(mut admin) = <sqlx::PgConnection as sqlx::Connection>::connect(base).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
-}
-
-async fn create_database(base: &str) -> String {
-    let name = format!("garrison_multinode_{}", std::process::id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(base)
-        .await
-        .expect("connect to GARRISON_TEST_DATABASE_URL");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    with_database(base, &name)
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
 fn check_deadline(started: Instant, what: &str, procs: &[&Proc], dir: &Path) {
     if started.elapsed() > LIMIT {
         let names: Vec<&str> = procs.iter().map(|p| p.name.as_str()).collect();
@@ -279,12 +235,10 @@ fn check_deadline(started: Instant, what: &str, procs: &[&Proc], dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_and_four_workers_lose_nothing_and_claim_nothing_twice() {
-    let Ok(base) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED multinode: GARRISON_TEST_DATABASE_URL is not set, so the two-node \
-             PostgreSQL test did not run"
-        );
+    let Some(db_url) = garrison_ledger::testing::scratch_database("multinode")
+        .await
+        .expect("create a scratch database on GARRISON_TEST_DATABASE_URL")
+    else {
         return;
     };
     let started = Instant::now();
@@ -317,7 +271,7 @@ async fn two_nodes_and_four_workers_lose_nothing_and_claim_nothing_twice() {
     let setup = Setup {
         dir: dir.clone(),
         data,
-        db_url: create_database(&base).await,
+        db_url,
     };
 
     let (node_a, url_a) = setup.node("node-a", "gateway,co,ledger,worker,patrols");
@@ -513,6 +467,6 @@ async fn two_nodes_and_four_workers_lose_nothing_and_claim_nothing_twice() {
         started.elapsed().as_secs()
     );
     drop((node_a, w2, w3, w4));
-    drop_database(&base, &setup.db_url).await;
+    garrison_ledger::testing::drop_database(&setup.db_url).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,6 +15,7 @@ pub mod sqlite;
 mod staging;
 mod store;
 pub mod tail;
+pub mod testing;
 mod writer_handle;
 
 use std::path::Path;

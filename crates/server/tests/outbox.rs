@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Server, config};
 use garrison_contracts::ironclaw::EventType;
+use garrison_ledger::testing::scratch_database;
 use garrison_ledger::{Ledger, NewEvent, Query, sqlite::SqliteLedger};
 use garrison_server::{MilestoneSettings, MilestoneTarget, OutboxConfig, ServeConfig};
 use serde_json::{Value, json};
@@ -404,23 +404,13 @@ async fn two_outboxes_over_one_embedded_ledger_send_each_attempt_once() {
 
 #[tokio::test]
 async fn two_serves_over_one_postgres_ledger_send_each_attempt_once() {
-    let Ok(base) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED outbox::two_serves_over_one_postgres_ledger_send_each_attempt_once: \
-             GARRISON_TEST_DATABASE_URL is not set, so this PostgreSQL test did not run"
-        );
+    let Some(url) =
+        scratch_database("outbox::two_serves_over_one_postgres_ledger_send_each_attempt_once")
+            .await
+            .unwrap()
+    else {
         return;
     };
-    let name = format!("garrison_t_{}_outbox", std::process::id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = with_database(&base, &name);
 
     let rx = Receiver::start(&[UNAVAILABLE, UNAVAILABLE, ACCEPTED]).await;
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -448,21 +438,4 @@ async fn two_serves_over_one_postgres_ledger_send_each_attempt_once() {
         s.stop().await;
     }
     rx.stop().await;
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
 }

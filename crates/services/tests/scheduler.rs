@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+use garrison_ledger::testing::scratch_database;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -394,44 +394,15 @@ async fn two_schedulers_claim_each_window_once_on_sqlite() {
 
 #[tokio::test]
 async fn two_schedulers_claim_each_window_once_on_postgres() {
-    let Ok(base) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED scheduler::two_schedulers_claim_each_window_once_on_postgres: \
-             GARRISON_TEST_DATABASE_URL is not set, so this PostgreSQL test did not run"
-        );
+    let Some(url) =
+        scratch_database("scheduler::two_schedulers_claim_each_window_once_on_postgres")
+            .await
+            .unwrap()
+    else {
         return;
     };
-    let name = format!("garrison_t_{}_scheduler", std::process::id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let ledger: Arc<dyn Ledger> = Arc::new(
-        PgLedger::connect(&with_database(&base, &name))
-            .await
-            .unwrap(),
-    );
+    let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::connect(&url).await.unwrap());
     each_window_once(ledger).await;
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let (head, query) = url
-        .split_once('?')
-        .map_or((url, None), |(h, q)| (h, Some(q)));
-    let scheme_end = head.find("://").map_or(0, |i| i + 3);
-    let base = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
 }
 
 #[tokio::test]

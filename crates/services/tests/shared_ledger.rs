@@ -6,7 +6,6 @@
 //! lapsed lease is reissued by the node that runs the duty officer, after
 //! which the old holder's report changes nothing.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,31 +20,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 async fn database(test: &str) -> Option<String> {
-    let Ok(base) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: GARRISON_TEST_DATABASE_URL is not set, so this PostgreSQL test did not run"
-        );
-        return None;
-    };
-    let name = format!("garrison_shared_{}_{test}", std::process::id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+    garrison_ledger::testing::scratch_database(test)
         .await
-        .expect("connect to GARRISON_TEST_DATABASE_URL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (head, query) = match base.split_once('?') {
-        Some((h, q)) => (h.to_string(), format!("?{q}")),
-        None => (base.clone(), String::new()),
-    };
-    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-    let host = match head[scheme_end..].find('/') {
-        Some(i) => &head[..scheme_end + i],
-        None => head.as_str(),
-    };
-    Some(format!("{host}/{name}{query}"))
+        .expect("create a scratch database on GARRISON_TEST_DATABASE_URL")
 }
 
 fn settings(dir: &std::path::Path, roles: Roles) -> Settings {
