@@ -320,6 +320,7 @@ async fn in_process(
             tokio::spawn(async move {
                 let unit = format!("bench-c{k}");
                 let mut lat = Vec::new();
+                let mut reporting: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
                 while Instant::now() < deadline {
                     let t0 = Instant::now();
                     let Some(job) = orch.claim(&unit, None).await? else {
@@ -327,9 +328,20 @@ async fn in_process(
                         break;
                     };
                     lat.push(t0.elapsed());
-                    let done = orch.report(succeeded(&job)).await?;
-                    ensure!(done.status == "COMPLETED", "report: {done:?}");
-                    orch.after_report(&done).await?;
+                    // As the pool does: the report commits while the next claim runs.
+                    if let Some(previous) = reporting.take() {
+                        previous.await.context("report task")??;
+                    }
+                    let orch = orch.clone();
+                    reporting = Some(tokio::spawn(async move {
+                        let done = orch.report(succeeded(&job)).await?;
+                        ensure!(done.status == "COMPLETED", "report: {done:?}");
+                        orch.after_report(&done).await?;
+                        Ok(())
+                    }));
+                }
+                if let Some(previous) = reporting {
+                    previous.await.context("report task")??;
                 }
                 anyhow::Ok(lat)
             })
@@ -399,6 +411,7 @@ async fn remote(
                 let unit = format!("bench-w{k}");
                 let mut lat = Vec::new();
                 let mut last = None;
+                let mut reporting: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
                 while reported.load(Ordering::Acquire) < orders && Instant::now() < deadline {
                     let t0 = Instant::now();
                     let (status, body) = post(
@@ -416,9 +429,22 @@ async fn remote(
                     let job: Job =
                         serde_json::from_value(body["data"].clone()).context("the claim's job")?;
                     let report = serde_json::to_value(succeeded(&job))?;
-                    let (status, body) = post(&url, "/api/workers/report", &report).await?;
-                    ensure!(status == 200, "report answered {status}: {body}");
-                    reported.fetch_add(1, Ordering::AcqRel);
+                    // As `garrison worker` does: the report commits while the
+                    // next claim runs.
+                    if let Some(previous) = reporting.take() {
+                        previous.await.context("report task")??;
+                        last = Some(Instant::now());
+                    }
+                    let (url, reported) = (url.clone(), reported.clone());
+                    reporting = Some(tokio::spawn(async move {
+                        let (status, body) = post(&url, "/api/workers/report", &report).await?;
+                        ensure!(status == 200, "report answered {status}: {body}");
+                        reported.fetch_add(1, Ordering::AcqRel);
+                        Ok(())
+                    }));
+                }
+                if let Some(previous) = reporting {
+                    previous.await.context("report task")??;
                     last = Some(Instant::now());
                 }
                 anyhow::Ok((lat, last))
@@ -477,6 +503,9 @@ async fn baseline(
             let (ledger, all, next) = (ledger.clone(), all.clone(), next.clone());
             tokio::spawn(async move {
                 let unit = format!("bench-b{k}");
+                // Pipelined like the claimers: an order's completion commits
+                // while the writer claims the next one.
+                let mut completing: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
                 loop {
                     let i = next.fetch_add(1, Ordering::AcqRel);
                     let Some((run, order)) = all.get(i) else {
@@ -491,13 +520,20 @@ async fn baseline(
                             ev(EventType::OrderStarted).payload(json!({"attempt": 1})),
                         ])
                         .await?;
-                    ledger
-                        .append(
-                            ev(EventType::OrderCompleted)
-                                .payload(json!({"attempt": 1, "commit_sha": null, "summary": "nothing to do"}))
-                                .expect_version(4),
-                        )
-                        .await?;
+                    if let Some(previous) = completing.take() {
+                        previous.await.context("baseline completion")??;
+                    }
+                    let completed = ev(EventType::OrderCompleted)
+                        .payload(json!({"attempt": 1, "commit_sha": null, "summary": "nothing to do"}))
+                        .expect_version(4);
+                    let ledger = ledger.clone();
+                    completing = Some(tokio::spawn(async move {
+                        ledger.append(completed).await?;
+                        Ok(())
+                    }));
+                }
+                if let Some(previous) = completing {
+                    previous.await.context("baseline completion")??;
                 }
                 anyhow::Ok(())
             })

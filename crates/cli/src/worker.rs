@@ -172,6 +172,7 @@ async fn work(
     data_dir: std::path::PathBuf,
 ) -> Result<ExitCode> {
     let mut done = 0u64;
+    let mut reporting: Option<tokio::task::JoinHandle<()>> = None;
     let stop = shutdown();
     tokio::pin!(stop);
     while max_jobs.is_none_or(|m| done < m) {
@@ -225,24 +226,36 @@ async fn work(
             })
             .await
         };
-        let body = serde_json::to_value(&report)?;
-        match post(&server, token.as_deref(), "/api/workers/report", &body).await {
-            Ok((200, v)) => eprintln!(
-                "garrison worker: reported {}: {}",
-                report.order_id, v["data"]["status"]
-            ),
-            Ok((s, v)) => eprintln!(
-                "garrison worker: report of {} refused ({s}): {}",
-                report.order_id, v["error"]["message"]
-            ),
-            Err(e) => eprintln!(
-                "garrison worker: report of {} failed: {e:#}",
-                report.order_id
-            ),
+        // The report commits while this worker claims its next order; one
+        // report in flight at a time.
+        if let Some(previous) = reporting.take() {
+            let _ = previous.await;
         }
+        let body = serde_json::to_value(&report)?;
+        let (server, token) = (server.clone(), token.clone());
+        reporting = Some(tokio::spawn(async move {
+            send_report(&server, token.as_deref(), &report.order_id, &body).await;
+        }));
         done += 1;
     }
+    if let Some(previous) = reporting {
+        let _ = previous.await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn send_report(server: &Servers, token: Option<&str>, order_id: &str, body: &Value) {
+    match post(server, token, "/api/workers/report", body).await {
+        Ok((200, v)) => eprintln!(
+            "garrison worker: reported {order_id}: {}",
+            v["data"]["status"]
+        ),
+        Ok((s, v)) => eprintln!(
+            "garrison worker: report of {order_id} refused ({s}): {}",
+            v["error"]["message"]
+        ),
+        Err(e) => eprintln!("garrison worker: report of {order_id} failed: {e:#}"),
+    }
 }
 
 async fn shutdown() {

@@ -138,15 +138,24 @@ fn commit_group(
     let now = jiff::Timestamp::now();
     let mut staged = Staged::default();
     let mut outcomes = Vec::with_capacity(group.len());
-    // Lease checks and their effects must see no other change between them
-    // (a heartbeat cannot revive a lease being reaped): hold the rows for the
-    // whole group when it has lease work. Heartbeats wait one commit at most.
-    let mut lease_guard = if group.iter().any(|(_, op, _)| op.is_some()) {
-        Some(leases.lock().unwrap_or_else(|p| p.into_inner()))
-    } else {
-        None
+    // The group checks its lease ops against a copy of the rows and applies
+    // the outcome after the commit. Only this thread grants, holds and ends
+    // leases, so the copy stays true meanwhile, and the rows are not locked
+    // across the commit (callers of `lease` and heartbeats would block on
+    // it). The exception is a reap, whose check ("lapsed") a heartbeat could
+    // falsify meanwhile: a group with one holds the rows until it is applied,
+    // so a heartbeat cannot revive a lease being reaped.
+    let lease_work = group.iter().any(|(_, op, _)| op.is_some());
+    let reaps = group
+        .iter()
+        .any(|(_, op, _)| matches!(op, Some(LeaseOp::Reap { .. })));
+    let lock_rows = || leases.lock().unwrap_or_else(|p| p.into_inner());
+    let mut lease_guard = reaps.then(lock_rows);
+    let mut table = match (&lease_guard, lease_work) {
+        (Some(rows), _) => lease::Table::new(rows.values().cloned()),
+        (None, true) => lease::Table::new(lock_rows().values().cloned()),
+        (None, false) => lease::Table::default(),
     };
-    let mut table = lease::Table::new(lease_guard.iter().flat_map(|g| g.values().cloned()));
     let now_ms = lease::monotonic_ms();
     let committed: Result<i64> = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -191,8 +200,10 @@ fn commit_group(
     match committed {
         Ok(next) => {
             *head = Some(next);
-            if let Some(guard) = lease_guard.as_mut() {
-                lease::apply_changes(guard, table.changes());
+            match lease_guard.as_mut() {
+                Some(rows) => lease::apply_changes(rows, table.changes()),
+                None if lease_work => lease::apply_changes(&mut lock_rows(), table.changes()),
+                None => {}
             }
             drop(lease_guard);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::Orchestrator;
+use super::{Job, Orchestrator, Report};
 use super::executor::execute;
 
 /// Starts `settings.workers` worker tasks (on a node with the worker
@@ -28,12 +28,24 @@ pub fn spawn_workers(
         let mut down = shutdown.clone();
         let unit_id = format!("{}-w{n}", orch.settings.garrison_id);
         handles.push(tokio::spawn(async move {
+            // The previous attempt's report, committing while this worker
+            // claims its next order (one report in flight per worker).
+            let mut reporting: Option<JoinHandle<()>> = None;
             while !*down.borrow() {
                 let changed = orch.queue.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
                 match orch.claim(&unit_id, None).await {
-                    Ok(Some(job)) => run_job(&orch, job).await,
+                    Ok(Some(job)) => {
+                        let report = execute_job(&orch, &job).await;
+                        if let Some(previous) = reporting.take() {
+                            let _ = previous.await;
+                        }
+                        let orch = orch.clone();
+                        reporting = Some(tokio::spawn(async move {
+                            finish_job(&orch, report).await;
+                        }));
+                    }
                     Ok(None) => {
                         tokio::select! {
                             () = &mut changed => {}
@@ -46,6 +58,9 @@ pub fn spawn_workers(
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
+            }
+            if let Some(previous) = reporting {
+                let _ = previous.await;
             }
         }));
     }
@@ -66,10 +81,16 @@ pub fn spawn_follower(
 }
 
 /// Runs a claimed job here and reports it.
-pub async fn run_job(orch: &Arc<Orchestrator>, job: super::Job) {
+pub async fn run_job(orch: &Arc<Orchestrator>, job: Job) {
+    let report = execute_job(orch, &job).await;
+    finish_job(orch, report).await;
+}
+
+/// Runs a claimed job here, heartbeating its lease, and returns its report.
+pub async fn execute_job(orch: &Arc<Orchestrator>, job: &Job) -> Report {
     let token = job.lease_token.clone();
     let order_id = job.message.order_id.clone();
-    let report = execute(&job, Some(&orch.settings.data_dir), || async {
+    execute(job, Some(&orch.settings.data_dir), || async {
         match orch.heartbeat(&order_id, &token).await {
             Ok(alive) => alive,
             Err(e) => {
@@ -78,7 +99,12 @@ pub async fn run_job(orch: &Arc<Orchestrator>, job: super::Job) {
             }
         }
     })
-    .await;
+    .await
+}
+
+/// Reports an attempt, then integrates and advances what it unblocks.
+pub async fn finish_job(orch: &Arc<Orchestrator>, report: Report) {
+    let order_id = report.order_id.clone();
     match orch.report(report).await {
         Ok(done) => {
             if let Err(e) = orch.after_report(&done).await {
