@@ -524,7 +524,9 @@ async fn baseline(
                         previous.await.context("baseline completion")??;
                     }
                     let completed = ev(EventType::OrderCompleted)
-                        .payload(json!({"attempt": 1, "commit_sha": null, "summary": "nothing to do"}))
+                        .payload(
+                            json!({"attempt": 1, "commit_sha": null, "summary": "nothing to do"}),
+                        )
                         .expect_version(4);
                     let ledger = ledger.clone();
                     completing = Some(tokio::spawn(async move {

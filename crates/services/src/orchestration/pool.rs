@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Job, Orchestrator, Report};
 use super::executor::execute;
+use super::{Job, Orchestrator, Report};
 
 /// Starts `settings.workers` worker tasks (on a node with the worker
 /// service) and the patrol clock (with any patrol or integration); they stop
