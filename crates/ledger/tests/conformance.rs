@@ -27,6 +27,7 @@ conformance!(
     events_and_snapshots_survive_reopen,
     close_flushes_acknowledged_appends,
     newest_first_reads_the_latest,
+    order_reads_include_events_filed_in_other_streams,
     dead_letters_are_bounded_newest_first_and_durable,
 );
 
@@ -575,6 +576,72 @@ async fn sqlite_lock_is_exclusive_until_close() {
     let second = garrison_ledger::sqlite::SqliteLedger::open(path).unwrap();
     second.close().await.unwrap();
     drop(first);
+}
+
+/// An order's events are every event naming it, wherever it was filed: its
+/// own stream, another stream, or a stream named after it that an event of
+/// another order (or of none) was filed in.
+async fn order_reads_include_events_filed_in_other_streams(b: &Backend) {
+    let l = b.open().await;
+    l.append(run_created("r")).await.unwrap();
+    let artifact = |order: &str, stream: &str| {
+        NewEvent::new(EventType::ArtifactWritten)
+            .run("r")
+            .order(order)
+            .in_stream(stream)
+            .payload(json!({"path": "outputs/x"}))
+    };
+    let seq = |a: garrison_ledger::Appended| a.record.seq;
+    let created = seq(l
+        .append(order_event(EventType::OrderCreated, "r", "o1"))
+        .await
+        .unwrap());
+    l.append(order_event(EventType::OrderCreated, "r", "o2"))
+        .await
+        .unwrap();
+    let mut elsewhere = Vec::new();
+    for i in 0..3 {
+        elsewhere.push(seq(l
+            .append(artifact("o1", &format!("custom:{i}")))
+            .await
+            .unwrap()));
+        // Filed in o1's stream but naming another order, or none: not o1's.
+        l.append(artifact("o2", "order:o1")).await.unwrap();
+        l.append(NewEvent::new(EventType::PatrolTick).in_stream("order:o1"))
+            .await
+            .unwrap();
+    }
+    let own = seq(l
+        .append(order_event(EventType::ArtifactWritten, "r", "o1").payload(json!({"path": "y"})))
+        .await
+        .unwrap());
+    let read = |newest_first: bool, limit: Option<i64>, event_type: Option<EventType>| {
+        let l = l.clone();
+        async move {
+            l.read(&Query {
+                order_id: Some("o1".into()),
+                newest_first,
+                limit,
+                event_type,
+                ..Query::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>()
+        }
+    };
+    let mut all = vec![created];
+    all.extend(&elsewhere);
+    all.push(own);
+    assert_eq!(read(false, None, None).await, all);
+    assert_eq!(read(true, Some(2), None).await, vec![own, elsewhere[2]]);
+    assert_eq!(
+        read(false, None, Some(EventType::ArtifactWritten)).await,
+        all[1..].to_vec()
+    );
+    l.close().await.unwrap();
 }
 
 async fn newest_first_reads_the_latest(b: &Backend) {

@@ -64,23 +64,34 @@ pub(super) fn head(conn: &Connection) -> Result<i64> {
 }
 
 pub(super) fn read(conn: &Connection, q: &Query) -> Result<Vec<Record>> {
-    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM events WHERE seq > ?1");
     let type_name = q.event_type.map(|t| t.as_str());
+    let mut filters = String::from("seq > ?1");
     if q.run_id.is_some() {
-        sql.push_str(" AND run_id = ?2");
-    }
-    if q.order_id.is_some() {
-        sql.push_str(" AND order_id = ?3");
+        filters.push_str(" AND run_id = ?2");
     }
     if type_name.is_some() {
         // With a run or order id, that id's index is the selective one; the
         // unary `+` keeps SQLite from walking every event of the type instead.
-        sql.push_str(if q.run_id.is_some() || q.order_id.is_some() {
+        filters.push_str(if q.run_id.is_some() || q.order_id.is_some() {
             " AND +type = ?4"
         } else {
             " AND type = ?4"
         });
     }
+    let mut sql = if q.order_id.is_some() {
+        // An order's events are those of its own stream (the stream index)
+        // plus the few filed elsewhere (the partial `events_by_order`, whose
+        // condition the second part repeats word for word so SQLite uses it).
+        format!(
+            "SELECT {RECORD_COLUMNS} FROM events
+                 WHERE stream = 'order:' || ?3 AND order_id = ?3 AND {filters}
+             UNION ALL
+             SELECT {RECORD_COLUMNS} FROM events
+                 WHERE order_id = ?3 AND stream <> 'order:' || order_id AND {filters}"
+        )
+    } else {
+        format!("SELECT {RECORD_COLUMNS} FROM events WHERE {filters}")
+    };
     sql.push_str(if q.newest_first {
         " ORDER BY seq DESC LIMIT ?5"
     } else {
