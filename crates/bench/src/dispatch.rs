@@ -10,13 +10,16 @@
 //! `after_report`, as the in-process pool does. `remote`: `garrison serve`
 //! with orchestration on and no in-process workers, and K workers in this
 //! process speaking the remote-worker routes (`/api/workers/claim` long-poll,
-//! `/api/workers/report`) over loopback, one connection per request like
-//! `garrison worker`. Both report orders per second and claim latency.
+//! `/api/workers/report`) over loopback with keep-alive connections, like
+//! `garrison worker`. In both, as in the pool and `garrison worker`, a
+//! claimer's report runs while it claims its next order (one report in
+//! flight per claimer). Both report orders per second and claim latency.
 //!
 //! Baseline (same process, same backend, after each mode): the ledger
 //! appends of the same lifecycle with no queue — K writers, each taking the
 //! next enqueued order and appending ORDER_CLAIMED + ORDER_STARTED (one
-//! compare-and-append batch) then ORDER_COMPLETED, and RUN_COMPLETED per run.
+//! compare-and-append batch) then ORDER_COMPLETED, overlapped the same way,
+//! and RUN_COMPLETED per run.
 //!
 //! `reissue`: an order claimed by a unit that then never heartbeats nor
 //! reports, with the duty officer patrolling every 50 ms: the time from the
