@@ -1,6 +1,8 @@
 //! `garrison worker --server URL`: a remote worker. It long-polls the
 //! server for a job, runs the unit in the job's worktree (heartbeating the
-//! lease), and reports the attempt; the server appends the events.
+//! lease), and reports the attempt; the server appends the events. The
+//! report goes out while the worker claims its next job (one report in flight;
+//! it is awaited before the next one and before exit).
 //!
 //! Given several servers (nodes sharing one PostgreSQL ledger), it talks to
 //! the first that answers and moves on to the next when one cannot be

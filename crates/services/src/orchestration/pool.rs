@@ -11,7 +11,8 @@ use super::{Job, Orchestrator, Report};
 
 /// Starts `settings.workers` worker tasks (on a node with the worker
 /// service) and the patrol clock (with any patrol or integration); they stop
-/// when `shutdown` turns true (an attempt in flight finishes first).
+/// when `shutdown` turns true (an attempt in flight finishes first, and its
+/// report and integration with it).
 pub fn spawn_workers(
     orch: Arc<Orchestrator>,
     shutdown: watch::Receiver<bool>,
