@@ -135,16 +135,21 @@ impl Orchestrator {
 
     async fn start_attempt(&self, active: &Active) -> Result<Option<Job>> {
         let order_id = &active.order_id;
-        // Two independent reads: side by side, as a claim waits on both.
-        let (order, spec) = tokio::join!(
-            self.ledger.order_snapshot(order_id),
-            self.order_spec(order_id)
-        );
-        let Some(order) = order? else {
-            self.queue.drop_taken(active);
-            return Ok(None);
+        let (order, spec) = match self.prepared.take(order_id) {
+            Some(known) => known,
+            None => {
+                // Two independent reads: side by side, as a claim waits on both.
+                let (order, spec) = tokio::join!(
+                    self.ledger.order_snapshot(order_id),
+                    self.order_spec(order_id)
+                );
+                let Some(order) = order? else {
+                    self.queue.drop_taken(active);
+                    return Ok(None);
+                };
+                (order, spec?)
+            }
         };
-        let spec = spec?;
         let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
         let claimed = ev_for_order(self.event(EventType::OrderClaimed), &order)
             .unit(&active.unit_id)

@@ -311,6 +311,7 @@ impl Orchestrator {
         }
         let mut orders = self.ledger.run_orders(run_id).await?;
         self.note_dependencies(run_id, &orders);
+        let mut enqueued = Vec::new();
         // Orders are created in dependency order, so one pass sees each
         // dependency's outcome (including blocks made in this pass) first.
         for i in 0..orders.len() {
@@ -342,6 +343,7 @@ impl Orchestrator {
                 {
                     Ok(a) => {
                         out.enqueued.push(o.order_id.clone());
+                        enqueued.push(o.clone());
                         self.queue
                             .push(Ready::of(o, o.attempt, a.record.stream_version));
                         orders[i].last_event_type = EventType::OrderEnqueued;
@@ -369,6 +371,7 @@ impl Orchestrator {
                 }
             }
         }
+        self.prepare_claims(run_id, enqueued).await?;
         if orders.iter().all(settled) && !orders.is_empty() {
             let ended = self.finish(&run, &orders).await?;
             out.run_status = ended.as_str().to_string();
@@ -680,6 +683,36 @@ impl Orchestrator {
             .into_iter()
             .next()
             .map(|r| r.payload))
+    }
+}
+
+impl Orchestrator {
+    /// Keeps what the claims of just-enqueued orders will need: their
+    /// snapshots, and their specs read with one query for the whole run.
+    async fn prepare_claims(&self, run_id: &str, enqueued: Vec<OrderSnapshot>) -> Result<()> {
+        if enqueued.is_empty() {
+            return Ok(());
+        }
+        let created = self
+            .ledger
+            .read(&Query {
+                run_id: Some(run_id.to_string()),
+                event_type: Some(EventType::OrderCreated),
+                ..Query::default()
+            })
+            .await?;
+        let mut specs: HashMap<String, Value> = created
+            .into_iter()
+            .filter_map(|r| Some((r.order_id?, r.payload)))
+            .collect();
+        for order in enqueued {
+            // An order created under another run id (never by the CO) is
+            // left to the claim's own reads.
+            if let Some(spec) = specs.remove(&order.order_id) {
+                self.prepared.put(order, spec);
+            }
+        }
+        Ok(())
     }
 }
 

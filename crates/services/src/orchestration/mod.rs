@@ -22,6 +22,7 @@ mod observer;
 mod patrols;
 mod planner;
 mod pool;
+mod prepared;
 mod prompt;
 pub mod queue;
 mod settings;
@@ -75,6 +76,8 @@ pub struct Orchestrator {
     /// Orders marked INTEGRATION_READY (here or by another node) that this
     /// node's integration service has yet to integrate.
     to_integrate: Mutex<BTreeSet<String>>,
+    /// Snapshots and specs of the orders `advance` enqueued, for their claims.
+    prepared: prepared::Prepared,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -103,6 +106,7 @@ impl Orchestrator {
             deferred: Mutex::new(BTreeSet::new()),
             backlog: Mutex::new(VecDeque::new()),
             to_integrate: Mutex::new(BTreeSet::new()),
+            prepared: prepared::Prepared::default(),
         })
     }
 
