@@ -114,3 +114,14 @@ pub struct Query {
     #[serde(default)]
     pub newest_first: bool,
 }
+
+impl Query {
+    /// The ORDER_CREATED events of a run: its orders' specs, in plan order.
+    pub fn orders_created_in(run_id: &str) -> Query {
+        Query {
+            run_id: Some(run_id.to_string()),
+            event_type: Some(EventType::OrderCreated),
+            ..Query::default()
+        }
+    }
+}

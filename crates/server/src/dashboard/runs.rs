@@ -161,14 +161,7 @@ pub(super) async fn plan_ids(
     state: &AppState,
     run_id: &str,
 ) -> garrison_ledger::Result<HashMap<String, String>> {
-    let created = state
-        .ledger
-        .read(&Query {
-            run_id: Some(run_id.to_string()),
-            event_type: Some(EventType::OrderCreated),
-            ..Query::default()
-        })
-        .await?;
+    let created = state.ledger.read(&Query::orders_created_in(run_id)).await?;
     Ok(created
         .into_iter()
         .filter_map(|r| {

@@ -243,13 +243,7 @@ async fn feedback(ledger: &dyn Ledger, rec: &Record) -> Result<Option<Value>, Le
     let task = objective.unwrap_or_else(|| format!("run {run_id}"));
     let orders = ledger.run_orders(&run_id).await?;
     // Profiles and task types are only on ORDER_CREATED.
-    let created = ledger
-        .read(&Query {
-            run_id: Some(run_id.clone()),
-            event_type: Some(EventType::OrderCreated),
-            ..Query::default()
-        })
-        .await?;
+    let created = ledger.read(&Query::orders_created_in(&run_id)).await?;
     let profiles: BTreeSet<String> = created
         .iter()
         .filter_map(|r| match r.payload.get("profile") {

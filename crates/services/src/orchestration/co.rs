@@ -693,14 +693,7 @@ impl Orchestrator {
         if enqueued.is_empty() {
             return Ok(());
         }
-        let created = self
-            .ledger
-            .read(&Query {
-                run_id: Some(run_id.to_string()),
-                event_type: Some(EventType::OrderCreated),
-                ..Query::default()
-            })
-            .await?;
+        let created = self.ledger.read(&Query::orders_created_in(run_id)).await?;
         let mut specs: HashMap<String, Value> = created
             .into_iter()
             .filter_map(|r| Some((r.order_id?, r.payload)))
