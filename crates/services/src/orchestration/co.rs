@@ -371,7 +371,7 @@ impl Orchestrator {
                 }
             }
         }
-        self.prepare_claims(run_id, enqueued).await?;
+        self.prepare_claims(run_id, enqueued).await;
         if orders.iter().all(settled) && !orders.is_empty() {
             let ended = self.finish(&run, &orders).await?;
             out.run_status = ended.as_str().to_string();
@@ -684,16 +684,21 @@ impl Orchestrator {
             .next()
             .map(|r| r.payload))
     }
-}
 
-impl Orchestrator {
     /// Keeps what the claims of just-enqueued orders will need: their
     /// snapshots, and their specs read with one query for the whole run.
-    async fn prepare_claims(&self, run_id: &str, enqueued: Vec<OrderSnapshot>) -> Result<()> {
+    /// Only a saving: if the read fails, the claims read for themselves.
+    async fn prepare_claims(&self, run_id: &str, enqueued: Vec<OrderSnapshot>) {
         if enqueued.is_empty() {
-            return Ok(());
+            return;
         }
-        let created = self.ledger.read(&Query::orders_created_in(run_id)).await?;
+        let created = match self.ledger.read(&Query::orders_created_in(run_id)).await {
+            Ok(created) => created,
+            Err(e) => {
+                tracing::warn!(run_id, error = %e, "could not read the run's order specs ahead of its claims");
+                return;
+            }
+        };
         let mut specs: HashMap<String, Value> = created
             .into_iter()
             .filter_map(|r| Some((r.order_id?, r.payload)))
@@ -705,7 +710,6 @@ impl Orchestrator {
                 self.prepared.put(order, spec);
             }
         }
-        Ok(())
     }
 }
 
