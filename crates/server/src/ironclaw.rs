@@ -15,14 +15,20 @@ use serde_json::Value;
 
 /// A success envelope: `{"ok":true,"data":…,"error":null}` with `status`.
 pub fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
-    match serde_json::to_value(data) {
-        Ok(data) => (
+    // Straight to bytes: a job or a run is not built as a `Value` first.
+    let envelope = Success {
+        ok: true,
+        data,
+        error: Null,
+    };
+    match serde_json::to_vec(&envelope) {
+        Ok(body) => (
             status,
-            axum::Json(Success {
-                ok: true,
-                data,
-                error: Null,
-            }),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
         )
             .into_response(),
         Err(e) => ApiError::internal(format!("cannot serialise response: {e}")).into_response(),

@@ -7,7 +7,7 @@ use garrison_agent::{UnitOutcome, UnitProfile};
 use garrison_contracts::ironclaw::api::{JobMessage, JobType};
 use garrison_contracts::ironclaw::artifacts::ArtifactRef;
 use garrison_contracts::ironclaw::{Aar, Constraints, EventType, OrderFile, Profile, ToolPolicy};
-use garrison_ledger::{Grant, LeaseOp, LedgerError, OrderSnapshot, Query, Record};
+use garrison_ledger::{Grant, LeaseOp, LedgerError, NewEvent, OrderSnapshot, Query, Record};
 use garrison_vault::{PrepareFiles, Theater, Worktree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -63,6 +63,75 @@ pub struct Reported {
     pub order_id: String,
     pub status: String,
     pub reissued: bool,
+    /// For `after_report`, which needs no read to know them.
+    #[serde(skip)]
+    run_id: Option<String>,
+    #[serde(skip)]
+    has_theater: bool,
+}
+
+/// What a report needs to know of its order: ids and locks, all fixed when
+/// the order was created, so the queue's entry is as good as a snapshot.
+struct Subject {
+    order_id: String,
+    run_id: Option<String>,
+    theater_id: Option<String>,
+    lock_scope: Vec<String>,
+    created_seq: i64,
+}
+
+impl Subject {
+    fn has_theater(&self) -> bool {
+        self.theater_id.as_deref().is_some_and(|t| !t.is_empty())
+    }
+
+    /// `base` filed under this order (as `ev_for_order` does).
+    fn event(&self, base: NewEvent) -> NewEvent {
+        let mut e = base.order(&self.order_id);
+        if let Some(r) = &self.run_id {
+            e = e.run(r);
+        }
+        if let Some(t) = &self.theater_id {
+            e = e.theater(t);
+        }
+        e
+    }
+
+    fn ready(&self, attempt: u32, version: i64) -> Ready {
+        Ready {
+            order_id: self.order_id.clone(),
+            run_id: self.run_id.clone(),
+            theater_id: self.theater_id.clone(),
+            lock_scope: self.lock_scope.clone(),
+            version,
+            attempt,
+            created_seq: self.created_seq,
+        }
+    }
+}
+
+impl From<&Active> for Subject {
+    fn from(a: &Active) -> Subject {
+        Subject {
+            order_id: a.order_id.clone(),
+            run_id: a.run_id.clone(),
+            theater_id: a.theater_id.clone(),
+            lock_scope: a.lock_scope.clone(),
+            created_seq: a.created_seq,
+        }
+    }
+}
+
+impl From<&OrderSnapshot> for Subject {
+    fn from(o: &OrderSnapshot) -> Subject {
+        Subject {
+            order_id: o.order_id.clone(),
+            run_id: o.run_id.clone(),
+            theater_id: o.theater_id.clone(),
+            lock_scope: o.lock_scope.clone(),
+            created_seq: o.created_seq,
+        }
+    }
 }
 
 /// Events read from the start of an order's history to find its ORDER_CREATED.
@@ -403,23 +472,46 @@ impl Orchestrator {
                 report.lease_token, report.order_id
             )));
         };
-        let Some(order) = self.ledger.order_snapshot(&report.order_id).await? else {
-            return Err(OrchestrationError::NotFound(format!(
-                "no order `{}`",
-                report.order_id
-            )));
+        // A claim made here left the order's ids in the queue; only a lease
+        // granted elsewhere (another node, before a restart) needs the read.
+        // Skipping it lets the report reach the writer beside the claim that
+        // follows it, so both share one commit.
+        let order = match self
+            .queue
+            .active(&report.order_id)
+            .filter(|a| a.lease_token() == report.lease_token)
+        {
+            Some(a) => Subject::from(&a),
+            None => match self.ledger.order_snapshot(&report.order_id).await? {
+                Some(o) => Subject::from(&o),
+                None => {
+                    return Err(OrchestrationError::NotFound(format!(
+                        "no order `{}`",
+                        report.order_id
+                    )));
+                }
+            },
         };
         if let UnitOutcome::Killed { signal } = report.outcome {
             // The attempt is lost, not failed: let the duty officer reissue it.
             tracing::warn!(order_id = %order.order_id, signal, "unit killed; lease released for reissue");
             self.lapse(&order.order_id, &report.lease_token).await;
+            let Some(snapshot) = self.ledger.order_snapshot(&order.order_id).await? else {
+                return Err(OrchestrationError::NotFound(format!(
+                    "no order `{}`",
+                    order.order_id
+                )));
+            };
+            let status = snapshot.status.as_str();
             return Ok(Reported {
-                order_id: order.order_id,
-                status: order.status.as_str().to_string(),
+                status: status.to_string(),
                 reissued: false,
+                has_theater: order.has_theater(),
+                run_id: order.run_id,
+                order_id: order.order_id,
             });
         }
-        let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
+        let has_theater = order.has_theater();
         let mut verdict = match &report.outcome {
             UnitOutcome::Succeeded => None,
             UnitOutcome::Failed { reason } => Some(("UNIT_FAILED", reason.clone())),
@@ -434,7 +526,8 @@ impl Orchestrator {
         let mut batch = Vec::new();
         if !report.artifacts.is_empty() {
             batch.push(
-                ev_for_order(self.event(EventType::ArtifactWritten), &order)
+                order
+                    .event(self.event(EventType::ArtifactWritten))
                     .unit(&lease.unit_id)
                     .payload(
                         json!({"artifacts": report.artifacts, "commit_sha": report.commit_sha}),
@@ -443,7 +536,8 @@ impl Orchestrator {
         }
         if let Some(aar) = &report.aar {
             batch.push(
-                ev_for_order(self.event(EventType::AarWritten), &order)
+                order
+                    .event(self.event(EventType::AarWritten))
                     .unit(&lease.unit_id)
                     .payload(json!({
                         "path": "aar.json",
@@ -463,7 +557,8 @@ impl Orchestrator {
         let (status, reissued) = match &verdict {
             None => {
                 batch.push(
-                    ev_for_order(self.event(EventType::OrderCompleted), &order)
+                    order
+                        .event(self.event(EventType::OrderCompleted))
                         .unit(&lease.unit_id)
                         .payload(json!({
                             "attempt": lease.attempt,
@@ -475,20 +570,19 @@ impl Orchestrator {
             }
             Some((code, reason)) if !STRUCTURAL.contains(code) && lease.attempt <= max_retries => {
                 batch.push(
-                    ev_for_order(self.event(EventType::OrderBlocked), &order)
+                    order
+                        .event(self.event(EventType::OrderBlocked))
                         .unit(&lease.unit_id)
                         .payload(json!({"code": code, "reason": reason, "attempt": lease.attempt})),
                 );
-                batch.push(
-                    ev_for_order(self.event(EventType::OrderReissued), &order).payload(
-                        json!({"attempt": lease.attempt + 1, "reason": reason, "code": code}),
-                    ),
-                );
+                batch.push(order.event(self.event(EventType::OrderReissued)).payload(
+                    json!({"attempt": lease.attempt + 1, "reason": reason, "code": code}),
+                ));
                 ("QUEUED", true)
             }
             Some((code, reason)) => {
                 batch.push(
-                    ev_for_order(self.event(EventType::OrderFailed), &order)
+                    order.event(self.event(EventType::OrderFailed))
                         .unit(&lease.unit_id)
                         .payload(json!({"code": code, "reason": format!("{code}: {reason}"), "attempt": lease.attempt})),
                 );
@@ -526,25 +620,26 @@ impl Orchestrator {
             self.queue.sync(
                 &order.order_id,
                 version,
-                Synced::Ready(Ready::of(&order, lease.attempt + 1, version)),
+                Synced::Ready(order.ready(lease.attempt + 1, version)),
             );
         } else {
             self.queue.sync(&order.order_id, version, Synced::Gone);
         }
         Ok(Reported {
-            order_id: order.order_id,
             status: status.to_string(),
             reissued,
+            has_theater,
+            run_id: order.run_id,
+            order_id: order.order_id,
         })
     }
 
     /// After a report: integrate a completed order, then advance its run.
     pub async fn after_report(&self, reported: &Reported) -> Result<()> {
-        let Some(order) = self.ledger.order_snapshot(&reported.order_id).await? else {
-            return Ok(());
-        };
-        let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
-        if reported.status == "COMPLETED" && has_theater {
+        if reported.status == "COMPLETED" && reported.has_theater {
+            let Some(order) = self.ledger.order_snapshot(&reported.order_id).await? else {
+                return Ok(());
+            };
             self.mark_ready(&order).await?;
             // Without the integration service here, a node that runs it
             // finds the INTEGRATION_READY mark in the ledger.
@@ -552,10 +647,10 @@ impl Orchestrator {
                 self.integrate_ready(&order.order_id).await?;
             }
         }
-        if let Some(run_id) = &order.run_id {
+        if let Some(run_id) = &reported.run_id {
             // Reading every order of the run per report adds up; another
             // report of the run still to come can advance it instead.
-            if !has_theater && self.advance_can_wait(run_id, &order.order_id) {
+            if !reported.has_theater && self.advance_can_wait(run_id, &reported.order_id) {
                 return Ok(());
             }
             self.advance(run_id).await?;

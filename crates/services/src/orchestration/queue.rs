@@ -73,9 +73,49 @@ pub fn lease_token(order_id: &str, unit_id: &str, attempt: u32) -> String {
     format!("{order_id}:{unit_id}:{attempt}")
 }
 
+/// Ready orders, oldest first, with an index by order id: reports, cancels
+/// and the follower look orders up by id, which must not cost a scan of a
+/// queue that may hold thousands.
+#[derive(Debug, Default)]
+struct ReadySet {
+    by_seq: BTreeMap<i64, Ready>,
+    by_id: HashMap<String, i64>,
+}
+
+impl ReadySet {
+    fn insert(&mut self, ready: Ready) {
+        self.remove(&ready.order_id);
+        self.by_id.insert(ready.order_id.clone(), ready.created_seq);
+        if let Some(old) = self.by_seq.insert(ready.created_seq, ready) {
+            // Another order under the same key (never two orders in one
+            // event): drop its index entry so the two maps stay in step.
+            self.by_id.remove(&old.order_id);
+        }
+    }
+
+    fn remove(&mut self, order_id: &str) -> Option<Ready> {
+        let seq = self.by_id.remove(order_id)?;
+        self.by_seq.remove(&seq)
+    }
+
+    fn get(&self, order_id: &str) -> Option<&Ready> {
+        self.by_id
+            .get(order_id)
+            .and_then(|seq| self.by_seq.get(seq))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Ready> {
+        self.by_seq.values()
+    }
+
+    fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    ready: BTreeMap<i64, Ready>,
+    ready: ReadySet,
     active: HashMap<String, Active>,
     /// Claims granted since start (for the sentinel's progress check).
     claims: u64,
@@ -100,7 +140,7 @@ impl Queue {
     pub fn push(&self, ready: Ready) {
         self.with(|s| {
             s.active.remove(&ready.order_id);
-            s.ready.insert(ready.created_seq, ready);
+            s.ready.insert(ready);
         });
         self.notify.notify_waiters();
     }
@@ -108,7 +148,7 @@ impl Queue {
     /// Drops an order from the ready set (cancelled, blocked elsewhere).
     pub fn forget(&self, order_id: &str) {
         self.with(|s| {
-            s.ready.retain(|_, r| r.order_id != order_id);
+            s.ready.remove(order_id);
             s.active.remove(order_id);
         });
         self.notify.notify_waiters();
@@ -119,13 +159,14 @@ impl Queue {
     /// `unit_id` (the claim's append then makes it so, or gives it back).
     pub fn take(&self, unit_id: &str, only: Option<&str>) -> Option<Active> {
         self.with(|s| {
-            let key = s
-                .ready
-                .iter()
-                .filter(|(_, r)| only.is_none_or(|o| o == r.order_id))
-                .find(|(_, r)| !conflicts_with_active(&s.active, r))
-                .map(|(k, _)| *k)?;
-            let r = s.ready.remove(&key)?;
+            let free = |r: &&Ready| !conflicts_with_active(&s.active, r);
+            let order_id = match only {
+                Some(o) => s.ready.get(o).filter(free),
+                None => s.ready.values().find(free),
+            }?
+            .order_id
+            .clone();
+            let r = s.ready.remove(&order_id)?;
             let active = Active {
                 order_id: r.order_id.clone(),
                 run_id: r.run_id,
@@ -146,8 +187,8 @@ impl Queue {
     pub fn lock_blocked(&self, order_id: &str) -> bool {
         self.with(|s| {
             s.ready
-                .values()
-                .any(|r| r.order_id == order_id && conflicts_with_active(&s.active, r))
+                .get(order_id)
+                .is_some_and(|r| conflicts_with_active(&s.active, r))
         })
     }
 
@@ -177,7 +218,7 @@ impl Queue {
                 .is_some_and(|a| a.version == taken.version && a.unit_id == taken.unit_id)
             {
                 s.active.remove(&taken.order_id);
-                s.ready.insert(ready.created_seq, ready);
+                s.ready.insert(ready);
             }
         });
         // No wake-up: nothing changed that would let a claim succeed now.
@@ -185,7 +226,7 @@ impl Queue {
 
     /// Whether `order_id` waits in the ready set.
     pub fn is_ready(&self, order_id: &str) -> bool {
-        self.with(|s| s.ready.values().any(|r| r.order_id == order_id))
+        self.with(|s| s.ready.get(order_id).is_some())
     }
 
     /// Drops an order taken by [`Queue::take`] whose claim lost (another
@@ -206,12 +247,10 @@ impl Queue {
     /// or active), if it holds the order.
     pub fn known_version(&self, order_id: &str) -> Option<i64> {
         self.with(|s| {
-            s.active.get(order_id).map(|a| a.version).or_else(|| {
-                s.ready
-                    .values()
-                    .find(|r| r.order_id == order_id)
-                    .map(|r| r.version)
-            })
+            s.active
+                .get(order_id)
+                .map(|a| a.version)
+                .or_else(|| s.ready.get(order_id).map(|r| r.version))
         })
     }
 
@@ -220,21 +259,18 @@ impl Queue {
     /// already reflects that version or a newer one.
     pub fn sync(&self, order_id: &str, version: i64, to: Synced) -> bool {
         let applied = self.with(|s| {
-            let known = s.active.get(order_id).map(|a| a.version).or_else(|| {
-                s.ready
-                    .values()
-                    .find(|r| r.order_id == order_id)
-                    .map(|r| r.version)
-            });
+            let known = s
+                .active
+                .get(order_id)
+                .map(|a| a.version)
+                .or_else(|| s.ready.get(order_id).map(|r| r.version));
             if known.is_some_and(|k| k >= version) {
                 return false;
             }
-            s.ready.retain(|_, r| r.order_id != order_id);
+            s.ready.remove(order_id);
             s.active.remove(order_id);
             match to {
-                Synced::Ready(r) => {
-                    s.ready.insert(r.created_seq, r);
-                }
+                Synced::Ready(r) => s.ready.insert(r),
                 Synced::Active(a) => {
                     s.active.insert(a.order_id.clone(), a);
                 }
@@ -255,6 +291,11 @@ impl Queue {
                 a.version = version;
             }
         });
+    }
+
+    /// The claim of `order_id` this queue holds, if any.
+    pub fn active(&self, order_id: &str) -> Option<Active> {
+        self.with(|s| s.active.get(order_id).cloned())
     }
 
     /// Releases the order's locks and lease (it reached an outcome).
@@ -421,5 +462,30 @@ mod tests {
         q.give_back(&b);
         assert_eq!(q.depth(), 1);
         assert_eq!(q.take("u", None).unwrap().order_id, "b");
+    }
+
+    #[test]
+    fn lookups_by_id_follow_every_change_of_the_ready_set() {
+        let q = Queue::default();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            q.push(ready(id, i as i64 + 1, &[]));
+        }
+        // A newer version of `b` replaces the old entry rather than adding one.
+        assert!(q.sync(
+            "b",
+            4,
+            Synced::Ready(Ready {
+                version: 4,
+                ..ready("b", 2, &[])
+            })
+        ));
+        assert_eq!((q.depth(), q.known_version("b")), (3, Some(4)));
+        q.forget("a");
+        assert!(!q.is_ready("a") && q.is_ready("b") && q.is_ready("c"));
+        // Taking one by id leaves the others where they were, oldest first.
+        assert_eq!(q.take("u", Some("c")).unwrap().order_id, "c");
+        assert!(q.take("u", Some("a")).is_none());
+        assert_eq!(q.take("u", None).unwrap().order_id, "b");
+        assert_eq!((q.depth(), q.known_version("a")), (0, None));
     }
 }
