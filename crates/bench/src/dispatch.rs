@@ -417,7 +417,7 @@ async fn remote(
                 let mut reporting: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
                 while reported.load(Ordering::Acquire) < orders && Instant::now() < deadline {
                     let t0 = Instant::now();
-                    let (status, body) = post(
+                    let (status, mut body) = post(
                         &url,
                         "/api/workers/claim",
                         &json!({"unit_id": unit, "wait_ms": CLAIM_WAIT_MS}),
@@ -430,7 +430,7 @@ async fn remote(
                     }
                     lat.push(took);
                     let job: Job =
-                        serde_json::from_value(body["data"].clone()).context("the claim's job")?;
+                        serde_json::from_value(body["data"].take()).context("the claim's job")?;
                     let report = serde_json::to_value(succeeded(&job))?;
                     // As `garrison worker` does: the report commits while the
                     // next claim runs.

@@ -180,7 +180,7 @@ async fn work(
     while max_jobs.is_none_or(|m| done < m) {
         let claim_body = json!({"unit_id": unit_id, "wait_ms": wait_ms});
         let claim = post(&server, token.as_deref(), "/api/workers/claim", &claim_body);
-        let (status, body) = tokio::select! {
+        let (status, mut body) = tokio::select! {
             r = claim => match r {
                 Ok(r) => r,
                 Err(e) => {
@@ -204,7 +204,7 @@ async fn work(
         if body["data"].is_null() {
             continue;
         }
-        let job: Job = serde_json::from_value(body["data"].clone())
+        let job: Job = serde_json::from_value(body["data"].take())
             .context("the server sent a job this worker cannot read")?;
         eprintln!(
             "garrison worker: order {} attempt {} ({})",
