@@ -12,7 +12,7 @@ use garrison_vault::{PrepareFiles, Theater, Worktree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::co::{ev_for_order, now};
+use super::co::{ev_for_ids, ev_for_order, now};
 use super::error::{OrchestrationError, Result};
 use super::queue::{Active, Ready, Synced};
 use super::{Orchestrator, prompt};
@@ -85,16 +85,14 @@ impl Subject {
         self.theater_id.as_deref().is_some_and(|t| !t.is_empty())
     }
 
-    /// `base` filed under this order (as `ev_for_order` does).
+    /// `base` filed under this order.
     fn event(&self, base: NewEvent) -> NewEvent {
-        let mut e = base.order(&self.order_id);
-        if let Some(r) = &self.run_id {
-            e = e.run(r);
-        }
-        if let Some(t) = &self.theater_id {
-            e = e.theater(t);
-        }
-        e
+        ev_for_ids(
+            base,
+            &self.order_id,
+            self.run_id.as_deref(),
+            self.theater_id.as_deref(),
+        )
     }
 
     fn ready(&self, attempt: u32, version: i64) -> Ready {

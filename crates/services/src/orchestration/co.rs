@@ -714,11 +714,26 @@ impl Orchestrator {
 }
 
 pub(crate) fn ev_for_order(base: NewEvent, o: &OrderSnapshot) -> NewEvent {
-    let mut e = base.order(&o.order_id);
-    if let Some(r) = &o.run_id {
+    ev_for_ids(
+        base,
+        &o.order_id,
+        o.run_id.as_deref(),
+        o.theater_id.as_deref(),
+    )
+}
+
+/// `base` filed under an order and, when it has them, its run and theater.
+pub(crate) fn ev_for_ids(
+    base: NewEvent,
+    order_id: &str,
+    run_id: Option<&str>,
+    theater_id: Option<&str>,
+) -> NewEvent {
+    let mut e = base.order(order_id);
+    if let Some(r) = run_id {
         e = e.run(r);
     }
-    if let Some(t) = &o.theater_id {
+    if let Some(t) = theater_id {
         e = e.theater(t);
     }
     e
