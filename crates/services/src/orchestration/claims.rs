@@ -70,66 +70,14 @@ pub struct Reported {
     has_theater: bool,
 }
 
-/// What a report needs to know of its order: ids and locks, all fixed when
-/// the order was created, so the queue's entry is as good as a snapshot.
-struct Subject {
-    order_id: String,
-    run_id: Option<String>,
-    theater_id: Option<String>,
-    lock_scope: Vec<String>,
-    created_seq: i64,
-}
-
-impl Subject {
-    fn has_theater(&self) -> bool {
-        self.theater_id.as_deref().is_some_and(|t| !t.is_empty())
-    }
-
-    /// `base` filed under this order.
-    fn event(&self, base: NewEvent) -> NewEvent {
-        ev_for_ids(
-            base,
-            &self.order_id,
-            self.run_id.as_deref(),
-            self.theater_id.as_deref(),
-        )
-    }
-
-    fn ready(&self, attempt: u32, version: i64) -> Ready {
-        Ready {
-            order_id: self.order_id.clone(),
-            run_id: self.run_id.clone(),
-            theater_id: self.theater_id.clone(),
-            lock_scope: self.lock_scope.clone(),
-            version,
-            attempt,
-            created_seq: self.created_seq,
-        }
-    }
-}
-
-impl From<&Active> for Subject {
-    fn from(a: &Active) -> Subject {
-        Subject {
-            order_id: a.order_id.clone(),
-            run_id: a.run_id.clone(),
-            theater_id: a.theater_id.clone(),
-            lock_scope: a.lock_scope.clone(),
-            created_seq: a.created_seq,
-        }
-    }
-}
-
-impl From<&OrderSnapshot> for Subject {
-    fn from(o: &OrderSnapshot) -> Subject {
-        Subject {
-            order_id: o.order_id.clone(),
-            run_id: o.run_id.clone(),
-            theater_id: o.theater_id.clone(),
-            lock_scope: o.lock_scope.clone(),
-            created_seq: o.created_seq,
-        }
-    }
+/// `base` filed under a queue entry's order, run and theater.
+fn ev_for_ready(base: NewEvent, r: &Ready) -> NewEvent {
+    ev_for_ids(
+        base,
+        &r.order_id,
+        r.run_id.as_deref(),
+        r.theater_id.as_deref(),
+    )
 }
 
 /// Events read from the start of an order's history to find its ORDER_CREATED.
@@ -479,9 +427,9 @@ impl Orchestrator {
             .active(&report.order_id)
             .filter(|a| a.lease_token() == report.lease_token)
         {
-            Some(a) => Subject::from(&a),
+            Some(a) => a.ready(),
             None => match self.ledger.order_snapshot(&report.order_id).await? {
-                Some(o) => Subject::from(&o),
+                Some(o) => Ready::of(&o, lease.attempt, lease.version),
                 None => {
                     return Err(OrchestrationError::NotFound(format!(
                         "no order `{}`",
@@ -490,6 +438,7 @@ impl Orchestrator {
                 }
             },
         };
+        let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
         if let UnitOutcome::Killed { signal } = report.outcome {
             // The attempt is lost, not failed: let the duty officer reissue it.
             tracing::warn!(order_id = %order.order_id, signal, "unit killed; lease released for reissue");
@@ -504,12 +453,11 @@ impl Orchestrator {
             return Ok(Reported {
                 status: status.to_string(),
                 reissued: false,
-                has_theater: order.has_theater(),
+                has_theater,
                 run_id: order.run_id,
                 order_id: order.order_id,
             });
         }
-        let has_theater = order.has_theater();
         let mut verdict = match &report.outcome {
             UnitOutcome::Succeeded => None,
             UnitOutcome::Failed { reason } => Some(("UNIT_FAILED", reason.clone())),
@@ -524,8 +472,7 @@ impl Orchestrator {
         let mut batch = Vec::new();
         if !report.artifacts.is_empty() {
             batch.push(
-                order
-                    .event(self.event(EventType::ArtifactWritten))
+                ev_for_ready(self.event(EventType::ArtifactWritten), &order)
                     .unit(&lease.unit_id)
                     .payload(
                         json!({"artifacts": report.artifacts, "commit_sha": report.commit_sha}),
@@ -534,8 +481,7 @@ impl Orchestrator {
         }
         if let Some(aar) = &report.aar {
             batch.push(
-                order
-                    .event(self.event(EventType::AarWritten))
+                ev_for_ready(self.event(EventType::AarWritten), &order)
                     .unit(&lease.unit_id)
                     .payload(json!({
                         "path": "aar.json",
@@ -555,8 +501,7 @@ impl Orchestrator {
         let (status, reissued) = match &verdict {
             None => {
                 batch.push(
-                    order
-                        .event(self.event(EventType::OrderCompleted))
+                    ev_for_ready(self.event(EventType::OrderCompleted), &order)
                         .unit(&lease.unit_id)
                         .payload(json!({
                             "attempt": lease.attempt,
@@ -568,19 +513,20 @@ impl Orchestrator {
             }
             Some((code, reason)) if !STRUCTURAL.contains(code) && lease.attempt <= max_retries => {
                 batch.push(
-                    order
-                        .event(self.event(EventType::OrderBlocked))
+                    ev_for_ready(self.event(EventType::OrderBlocked), &order)
                         .unit(&lease.unit_id)
                         .payload(json!({"code": code, "reason": reason, "attempt": lease.attempt})),
                 );
-                batch.push(order.event(self.event(EventType::OrderReissued)).payload(
-                    json!({"attempt": lease.attempt + 1, "reason": reason, "code": code}),
-                ));
+                batch.push(
+                    ev_for_ready(self.event(EventType::OrderReissued), &order).payload(
+                        json!({"attempt": lease.attempt + 1, "reason": reason, "code": code}),
+                    ),
+                );
                 ("QUEUED", true)
             }
             Some((code, reason)) => {
                 batch.push(
-                    order.event(self.event(EventType::OrderFailed))
+                    ev_for_ready(self.event(EventType::OrderFailed), &order)
                         .unit(&lease.unit_id)
                         .payload(json!({"code": code, "reason": format!("{code}: {reason}"), "attempt": lease.attempt})),
                 );
@@ -618,7 +564,11 @@ impl Orchestrator {
             self.queue.sync(
                 &order.order_id,
                 version,
-                Synced::Ready(order.ready(lease.attempt + 1, version)),
+                Synced::Ready(Ready {
+                    attempt: lease.attempt + 1,
+                    version,
+                    ..order.clone()
+                }),
             );
         } else {
             self.queue.sync(&order.order_id, version, Synced::Gone);

@@ -67,6 +67,19 @@ impl Active {
     pub fn lease_token(&self) -> String {
         lease_token(&self.order_id, &self.unit_id, self.attempt)
     }
+
+    /// The order as it waited before this claim (same attempt and version).
+    pub fn ready(&self) -> Ready {
+        Ready {
+            order_id: self.order_id.clone(),
+            run_id: self.run_id.clone(),
+            theater_id: self.theater_id.clone(),
+            lock_scope: self.lock_scope.clone(),
+            version: self.version,
+            attempt: self.attempt,
+            created_seq: self.created_seq,
+        }
+    }
 }
 
 pub fn lease_token(order_id: &str, unit_id: &str, attempt: u32) -> String {
@@ -203,15 +216,7 @@ impl Queue {
     /// appended, the order is still waiting), unless something newer about
     /// it arrived meanwhile.
     pub fn give_back(&self, taken: &Active) {
-        let ready = Ready {
-            order_id: taken.order_id.clone(),
-            run_id: taken.run_id.clone(),
-            theater_id: taken.theater_id.clone(),
-            lock_scope: taken.lock_scope.clone(),
-            version: taken.version,
-            attempt: taken.attempt,
-            created_seq: taken.created_seq,
-        };
+        let ready = taken.ready();
         self.with(|s| {
             if s.active
                 .get(&taken.order_id)
