@@ -422,6 +422,7 @@ impl Orchestrator {
         // granted elsewhere (another node, before a restart) needs the read.
         // Skipping it lets the report reach the writer beside the claim that
         // follows it, so both share one commit.
+        let no_order = || OrchestrationError::NotFound(format!("no order `{}`", report.order_id));
         let order = match self
             .queue
             .active(&report.order_id)
@@ -430,12 +431,7 @@ impl Orchestrator {
             Some(a) => a.ready(),
             None => match self.ledger.order_snapshot(&report.order_id).await? {
                 Some(o) => Ready::of(&o, lease.attempt, lease.version),
-                None => {
-                    return Err(OrchestrationError::NotFound(format!(
-                        "no order `{}`",
-                        report.order_id
-                    )));
-                }
+                None => return Err(no_order()),
             },
         };
         let has_theater = order.theater_id.as_deref().is_some_and(|t| !t.is_empty());
@@ -444,14 +440,10 @@ impl Orchestrator {
             tracing::warn!(order_id = %order.order_id, signal, "unit killed; lease released for reissue");
             self.lapse(&order.order_id, &report.lease_token).await;
             let Some(snapshot) = self.ledger.order_snapshot(&order.order_id).await? else {
-                return Err(OrchestrationError::NotFound(format!(
-                    "no order `{}`",
-                    order.order_id
-                )));
+                return Err(no_order());
             };
-            let status = snapshot.status.as_str();
             return Ok(Reported {
-                status: status.to_string(),
+                status: snapshot.status.as_str().to_string(),
                 reissued: false,
                 has_theater,
                 run_id: order.run_id,

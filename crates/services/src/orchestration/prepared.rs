@@ -47,7 +47,7 @@ mod tests {
     fn an_entry_is_taken_once_and_the_cache_stays_bounded() {
         let p = Prepared::default();
         let snapshot = |id: &str| {
-            let mut o: OrderSnapshot = serde_json::from_value(serde_json::json!({
+            serde_json::from_value::<OrderSnapshot>(serde_json::json!({
                 "order_id": id, "run_id": "r", "garrison_id": "g", "theater_id": null,
                 "status": "QUEUED", "objective": "o", "unit_id": null, "attempt": 1,
                 "depends_on": [], "lock_scope": [], "worktree_path": null, "branch": null,
@@ -56,9 +56,7 @@ mod tests {
                 "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z",
                 "last_seq": 1
             }))
-            .unwrap();
-            o.order_id = id.to_string();
-            o
+            .unwrap()
         };
         p.put(snapshot("a"), serde_json::json!({"n": 1}));
         assert_eq!(
