@@ -135,7 +135,11 @@ pub(crate) fn check_batch(
         if let Some(o) = changes.order {
             batch.orders.insert(o.order_id.clone(), o);
         }
-        batch.events.insert(rec.event_id.clone(), rec.clone());
+        // Only a caller-chosen id can come again within the group: a fresh
+        // one is unknown outside this batch until it commits.
+        if !resolved.fresh_id {
+            batch.events.insert(rec.event_id.clone(), rec.clone());
+        }
         out.push(Appended {
             record: rec,
             duplicate: false,

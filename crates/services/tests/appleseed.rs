@@ -489,3 +489,53 @@ fn report_is_deterministic_and_stores_nothing() {
     assert_eq!(written.len(), 4);
     assert!(!a.store().envelopes_path().exists());
 }
+
+#[test]
+fn ingest_sees_lines_appended_by_another_writer_and_a_replaced_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(dir.path());
+    let mut first = envelope();
+    first["envelope_id"] = json!("env-1");
+    first["event"]["event_id"] = json!("ev-1");
+    a.ingest(&first).unwrap();
+    // Another process's ingest: a line appended behind this process's back.
+    let mut other = first.clone();
+    other["envelope_id"] = json!("env-2");
+    other["event"]["event_id"] = json!("ev-2");
+    let path = a.store().envelopes_path();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("{other}\n"));
+    std::fs::write(&path, text).unwrap();
+    let out = a.ingest(&other).unwrap();
+    assert_eq!(out.skipped.len(), 1, "the other writer's envelope is known");
+    assert_eq!(out.envelopes[0]["envelope_id"], "env-2");
+    // A state dir removed and started again is read from its start: the old
+    // envelope is new there.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let out = a.ingest(&first).unwrap();
+    assert_eq!((out.stored.len(), out.skipped.len()), (1, 0));
+    assert_eq!(lines(&path).len(), 1);
+}
+
+#[test]
+fn a_torn_tail_longer_than_one_read_is_cut_before_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(dir.path());
+    a.ingest(&envelope()).unwrap();
+    use std::io::Write;
+    let path = a.store().envelopes_path();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let fragment = format!("{{\"contract_name\":\"{}", "x".repeat(20_000));
+    f.write_all(fragment.as_bytes()).unwrap();
+    let out = a.ingest(&batch()).unwrap();
+    assert_eq!(out.warnings.len(), 1);
+    let stored = lines(&path);
+    assert_eq!(stored.len(), 3, "the fragment is gone, every line parses");
+    // And the index followed the cut: the batch's envelopes are known now.
+    let again = a.ingest(&json!(stored[1..].to_vec())).unwrap();
+    assert_eq!((again.stored.len(), again.skipped.len()), (0, 2));
+    assert!(again.warnings.is_empty());
+}

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::projection::{ProjectedFeedbackRecord, feedback_id, project};
+use super::store::Span;
 use super::{Appleseed, Error};
 
 /// Key order of a stored envelope and event, as in the contract's example.
@@ -193,30 +194,16 @@ impl Appleseed {
         let _lock = self.store.lock()?;
         let env_path = self.store.envelopes_path();
         let proj_path = self.store.projected_path();
-        let stored = self.store.read_lines(&env_path)?;
-        let projected = self.store.read_lines(&proj_path)?;
+        let index = super::index::of_dir(self.store.dir());
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = IngestOutcome {
-            warnings: [stored.warnings, projected.warnings].concat(),
+            warnings: index.refresh(&self.store)?,
             ..IngestOutcome::default()
         };
-
-        let mut all: Vec<Value> = stored.records;
-        let mut by_envelope: HashMap<String, usize> = HashMap::new();
-        let mut by_event: HashMap<String, usize> = HashMap::new();
-        for (i, v) in all.iter().enumerate() {
-            if let Some(id) = v.get("envelope_id").and_then(Value::as_str) {
-                by_envelope.entry(id.to_string()).or_insert(i);
-            }
-            if let Some(id) = v.pointer("/event/event_id").and_then(Value::as_str) {
-                by_event.entry(id.to_string()).or_insert(i);
-            }
-        }
-        let mut records: HashMap<String, ProjectedFeedbackRecord> = HashMap::new();
-        for v in projected.records {
-            if let Ok(r) = serde_json::from_value::<ProjectedFeedbackRecord>(v) {
-                records.entry(r.feedback_id.clone()).or_insert(r);
-            }
-        }
+        // Envelopes and projections this call adds, by id (index in `out.stored`).
+        let mut new_envelopes: HashMap<String, usize> = HashMap::new();
+        let mut new_events: HashMap<String, usize> = HashMap::new();
+        let mut new_records: HashMap<String, ProjectedFeedbackRecord> = HashMap::new();
 
         let now = self.clock.now_string();
         // Lookups by feedback id: a large payload must stay linear.
@@ -226,26 +213,28 @@ impl Appleseed {
         for (raw, env) in envelopes.into_iter().zip(typed) {
             let envelope_id = env.envelope_id.clone().unwrap_or_default();
             let event_id = env.event.event_id.clone().unwrap_or_default();
-            let earlier = match (by_envelope.get(&envelope_id), by_event.get(&event_id)) {
-                (Some(&i), _) => Some((i, "duplicate envelope_id")),
-                (None, Some(&i)) => Some((i, "duplicate event_id")),
-                (None, None) => None,
+            let earlier = match earlier(&index.by_envelope, &new_envelopes, &envelope_id) {
+                Some(e) => Some((e, "duplicate envelope_id")),
+                None => earlier(&index.by_event, &new_events, &event_id)
+                    .map(|e| (e, "duplicate event_id")),
             };
             let (kept, kept_typed) = match earlier {
-                Some((i, reason)) => {
+                Some((at, reason)) => {
                     out.skipped.push(Skipped {
                         envelope_id: envelope_id.clone(),
                         event_id: event_id.clone(),
                         reason: reason.into(),
                     });
-                    let v = all.get(i).cloned().unwrap_or(Value::Null);
+                    let v = match at {
+                        Earlier::Stored(span) => self.store.read_span(&env_path, span)?,
+                        Earlier::New(i) => out.stored.get(i).cloned().unwrap_or(Value::Null),
+                    };
                     let t = RuntimeEventEnvelope::from_value(&v, "stored").unwrap_or(env);
                     (v, t)
                 }
                 None => {
-                    by_envelope.insert(envelope_id.clone(), all.len());
-                    by_event.insert(event_id.clone(), all.len());
-                    all.push(raw.clone());
+                    new_envelopes.insert(envelope_id.clone(), out.stored.len());
+                    new_events.insert(event_id.clone(), out.stored.len());
                     out.stored.push(raw.clone());
                     (raw, env)
                 }
@@ -253,9 +242,16 @@ impl Appleseed {
             // Also heals a feedback envelope whose projection a crash lost.
             if let (Some(eid), Some(evid)) = (&kept_typed.envelope_id, &kept_typed.event.event_id) {
                 let fid = feedback_id(eid, evid);
-                if let Some(r) = records.get(&fid) {
+                let known = match (new_records.get(&fid), index.by_feedback.get(&fid)) {
+                    (Some(r), _) => Some(r.clone()),
+                    (None, Some(&span)) => {
+                        serde_json::from_value(self.store.read_span(&proj_path, span)?).ok()
+                    }
+                    (None, None) => None,
+                };
+                if let Some(r) = known {
                     if reported.insert(fid) {
-                        out.projections.push(r.clone());
+                        out.projections.push(r);
                     }
                 } else {
                     let fresh = preset_by_id
@@ -264,7 +260,7 @@ impl Appleseed {
                         .or_else(|| project(&kept_typed, &now));
                     if let Some(r) = fresh {
                         reported.insert(fid.clone());
-                        records.insert(fid, r.clone());
+                        new_records.insert(fid, r.clone());
                         out.projected.push(r.clone());
                         out.projections.push(r);
                     }
@@ -282,6 +278,25 @@ impl Appleseed {
             .collect();
         self.store.append(&proj_path, &lines)?;
         Ok(out)
+    }
+}
+
+/// Where an envelope with the same id was found: stored earlier, or added
+/// by this call (its index in the outcome's `stored`).
+#[derive(Clone, Copy)]
+enum Earlier {
+    Stored(Span),
+    New(usize),
+}
+
+fn earlier(
+    stored: &HashMap<String, Span>,
+    new: &HashMap<String, usize>,
+    id: &str,
+) -> Option<Earlier> {
+    match stored.get(id) {
+        Some(&span) => Some(Earlier::Stored(span)),
+        None => new.get(id).map(|&i| Earlier::New(i)),
     }
 }
 

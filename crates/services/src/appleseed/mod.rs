@@ -11,6 +11,7 @@ mod gate;
 mod governance;
 mod ids;
 mod import;
+mod index;
 mod ingest;
 mod projection;
 mod reports;

@@ -6,7 +6,7 @@
 //! warning; the next append cuts it off first so no record is glued onto it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -83,51 +83,54 @@ impl Store {
 
     /// Every complete record of a JSONL file (missing file: none).
     pub fn read_lines(&self, path: &Path) -> Result<Lines, Error> {
+        let mut out = Lines::default();
         let mut bytes = Vec::new();
         match File::open(path) {
             Ok(mut f) => {
                 f.read_to_end(&mut bytes).map_err(io(path))?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lines::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(io(path)(e)),
         }
-        let mut out = Lines::default();
-        let mut rest = bytes.as_slice();
-        let mut line_no = 0;
-        while !rest.is_empty() {
-            line_no += 1;
-            let (line, terminated, next) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..i], true, &rest[i + 1..]),
-                None => (rest, false, &[][..]),
-            };
-            rest = next;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Value>(line) {
-                Ok(v @ Value::Object(_)) => out.records.push(v),
-                _ if !terminated => out.warnings.push(format!(
-                    "{}: ignoring a torn last line ({} bytes, line {line_no}) left by an interrupted write",
-                    path.display(),
-                    line.len()
-                )),
-                Ok(_) => {
-                    return Err(Error::Corrupt {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        reason: "not a JSON object".into(),
-                    });
-                }
-                Err(e) => {
-                    return Err(Error::Corrupt {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
+        let start = Position::default();
+        let (_, warnings) = parse_lines(path, &bytes, start, |_, v| out.records.push(v))?;
+        out.warnings = warnings;
         Ok(out)
+    }
+
+    /// The records appended to `path` since `from` (a position an earlier
+    /// read returned), each with its span, and the position after the last
+    /// complete one. The caller checks the file is still the one `from`
+    /// was read from ([`FileId`]).
+    pub(crate) fn read_since(
+        &self,
+        path: &Path,
+        from: Position,
+        each: impl FnMut(Span, Value),
+    ) -> Result<(Position, Vec<String>), Error> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut f) => {
+                f.seek(SeekFrom::Start(from.offset)).map_err(io(path))?;
+                f.read_to_end(&mut bytes).map_err(io(path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((from, Vec::new())),
+            Err(e) => return Err(io(path)(e)),
+        }
+        parse_lines(path, &bytes, from, each)
+    }
+
+    /// The record stored at `span` of `path`.
+    pub(crate) fn read_span(&self, path: &Path, span: Span) -> Result<Value, Error> {
+        let mut f = File::open(path).map_err(io(path))?;
+        f.seek(SeekFrom::Start(span.offset)).map_err(io(path))?;
+        let mut line = vec![0; span.len];
+        f.read_exact(&mut line).map_err(io(path))?;
+        serde_json::from_slice(&line).map_err(|e| Error::Corrupt {
+            path: path.to_path_buf(),
+            line: span.line,
+            reason: e.to_string(),
+        })
     }
 
     /// Appends `records` as JSON lines with one write and an fsync.
@@ -150,19 +153,13 @@ impl Store {
             .read(true)
             .open(path)
             .map_err(io(path))?;
-        if existed {
-            let mut old = Vec::new();
-            file.read_to_end(&mut old).map_err(io(path))?;
-            if old.last().is_some_and(|&b| b != b'\n') {
-                let start = old.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                let tail = &old[start..];
-                if serde_json::from_slice::<Value>(tail).is_ok_and(|v| v.is_object()) {
-                    // A whole record that only lost its newline: keep it.
-                    buf.insert(0, b'\n');
-                } else {
-                    // A torn fragment from a crash: it was never acknowledged.
-                    file.set_len(start as u64).map_err(io(path))?;
-                }
+        if existed && let Some((start, tail)) = unterminated_tail(&mut file).map_err(io(path))? {
+            if serde_json::from_slice::<Value>(&tail).is_ok_and(|v| v.is_object()) {
+                // A whole record that only lost its newline: keep it.
+                buf.insert(0, b'\n');
+            } else {
+                // A torn fragment from a crash: it was never acknowledged.
+                file.set_len(start).map_err(io(path))?;
             }
         }
         file.write_all(&buf).map_err(io(path))?;
@@ -210,6 +207,143 @@ impl Store {
         }
         result
     }
+}
+
+/// Where reading a JSONL file stopped: a byte offset at a line start, and
+/// how many lines lie before it (for error messages).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub offset: u64,
+    pub line: usize,
+}
+
+/// Where one record's line sits in its file (without the newline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub offset: u64,
+    pub len: usize,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// Which file a path named when it was read: an index built from one file
+/// must not be applied to another that replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The file at `path` and its length (none when it does not exist).
+    pub(crate) fn of(path: &Path) -> Result<Option<(FileId, u64)>, Error> {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(path) {
+            Ok(m) => Ok(Some((
+                FileId {
+                    dev: m.dev(),
+                    ino: m.ino(),
+                },
+                m.len(),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+}
+
+/// Parses `bytes`, the part of a JSONL file that starts at `from`: calls
+/// `each` for every record, skips blank lines, and leaves out a torn last
+/// line (no newline, not a JSON object) with a warning. A bad line that is
+/// not last is corruption. Returns the position after the last record.
+fn parse_lines(
+    path: &Path,
+    bytes: &[u8],
+    from: Position,
+    mut each: impl FnMut(Span, Value),
+) -> Result<(Position, Vec<String>), Error> {
+    let mut warnings = Vec::new();
+    let mut at = from;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let line_no = at.line + 1;
+        let (line, terminated, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], true, &rest[i + 1..]),
+            None => (rest, false, &[][..]),
+        };
+        let span = Span {
+            offset: at.offset,
+            len: line.len(),
+            line: line_no,
+        };
+        let used = Position {
+            offset: at.offset + line.len() as u64 + u64::from(terminated),
+            line: line_no,
+        };
+        rest = next;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            at = used;
+            continue;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(v @ Value::Object(_)) => {
+                each(span, v);
+                at = used;
+            }
+            _ if !terminated => warnings.push(format!(
+                "{}: ignoring a torn last line ({} bytes, line {line_no}) left by an interrupted write",
+                path.display(),
+                line.len()
+            )),
+            Ok(_) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    reason: "not a JSON object".into(),
+                });
+            }
+            Err(e) => {
+                return Err(Error::Corrupt {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok((at, warnings))
+}
+
+/// The start and bytes of the file's last line when it lacks its newline
+/// (none for an empty file or one that ends in a newline). Reads backwards
+/// from the end, so an append costs the same however long the file is.
+fn unterminated_tail(file: &mut File) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+    const CHUNK: u64 = 8 * 1024;
+    let len = file.metadata()?.len();
+    let mut start = len;
+    let mut tail: Vec<u8> = Vec::new();
+    while start > 0 {
+        let from = start.saturating_sub(CHUNK);
+        let mut chunk = vec![0; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk)?;
+        if start == len && chunk.last() == Some(&b'\n') {
+            return Ok(None);
+        }
+        match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                chunk.drain(..=i);
+                chunk.extend_from_slice(&tail);
+                return Ok(Some((from + i as u64 + 1, chunk)));
+            }
+            None => {
+                chunk.extend_from_slice(&tail);
+                tail = chunk;
+                start = from;
+            }
+        }
+    }
+    Ok((len > 0).then_some((0, tail)))
 }
 
 /// Makes a new directory entry (created or renamed file) durable.
