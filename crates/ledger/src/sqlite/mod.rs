@@ -9,7 +9,6 @@
 //! caller. Reads use a small pool of read-only
 //! connections, which WAL lets run beside the writer.
 
-mod checkpoint;
 mod rows;
 mod schema;
 mod writer;
@@ -81,9 +80,6 @@ impl SqliteLedger {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut conn)?;
-        // Checkpoints run on their own thread (`checkpoint`), not in commits.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoints = checkpoint::Checkpointer::start(path)?;
 
         let (tx, rx) = mpsc::channel();
         let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
@@ -92,7 +88,7 @@ impl SqliteLedger {
         let writer_leases = leases.clone();
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_notify, writer_leases, checkpoints))
+            .spawn(move || writer::run(conn, rx, writer_notify, writer_leases))
             .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
 
         Ok(SqliteLedger {

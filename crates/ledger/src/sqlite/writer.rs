@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, oneshot};
 
-use super::checkpoint::Checkpointer;
 use super::rows;
 use crate::error::{LedgerError, Result};
 use crate::event::{Appended, NewEvent, Record};
@@ -55,7 +54,6 @@ pub(super) fn run(
     rx: mpsc::Receiver<Command>,
     notify: broadcast::Sender<Arc<Record>>,
     leases: MemRows,
-    mut checkpoints: Checkpointer,
 ) {
     let mut pending: Option<Command> = None;
     let mut cache = Staged::default();
@@ -74,7 +72,6 @@ pub(super) fn run(
             Command::Rebuild { reply } => {
                 cache.clear();
                 let _ = reply.send(rebuild(&mut conn));
-                checkpoints.committed(&conn);
             }
             Command::DeadLetter {
                 mailbox,
@@ -83,7 +80,6 @@ pub(super) fn run(
                 reply,
             } => {
                 let _ = reply.send(push_dead_letter(&mut conn, &mailbox, &entry, keep));
-                checkpoints.committed(&conn);
             }
             Command::Append {
                 events,
@@ -115,11 +111,9 @@ pub(super) fn run(
                 }
                 expect = group.len();
                 commit_group(&mut conn, &mut cache, &mut head, group, &notify, &leases);
-                checkpoints.committed(&conn);
             }
         }
     }
-    checkpoints.stop();
     // Fold the WAL back so a closed ledger is one file again.
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
 }
