@@ -83,19 +83,9 @@ impl Store {
 
     /// Every complete record of a JSONL file (missing file: none).
     pub fn read_lines(&self, path: &Path) -> Result<Lines, Error> {
-        let mut out = Lines::default();
-        let mut bytes = Vec::new();
-        match File::open(path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes).map_err(io(path))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io(path)(e)),
-        }
-        let start = Position::default();
-        let (_, warnings) = parse_lines(path, &bytes, start, |_, v| out.records.push(v))?;
-        out.warnings = warnings;
-        Ok(out)
+        let mut records = Vec::new();
+        let (_, warnings) = self.read_since(path, Position::default(), |_, v| records.push(v))?;
+        Ok(Lines { records, warnings })
     }
 
     /// The records appended to `path` since `from` (a position an earlier

@@ -134,6 +134,16 @@ struct State {
     claims: u64,
 }
 
+impl State {
+    /// The version of `order_id` this queue holds (active or ready).
+    fn known_version(&self, order_id: &str) -> Option<i64> {
+        self.active
+            .get(order_id)
+            .map(|a| a.version)
+            .or_else(|| self.ready.get(order_id).map(|r| r.version))
+    }
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Queue {
@@ -251,12 +261,7 @@ impl Queue {
     /// The version of the order's stream this queue reflects for it (ready
     /// or active), if it holds the order.
     pub fn known_version(&self, order_id: &str) -> Option<i64> {
-        self.with(|s| {
-            s.active
-                .get(order_id)
-                .map(|a| a.version)
-                .or_else(|| s.ready.get(order_id).map(|r| r.version))
-        })
+        self.with(|s| s.known_version(order_id))
     }
 
     /// Brings one order in line with the ledger as of `version` of its
@@ -264,12 +269,7 @@ impl Queue {
     /// already reflects that version or a newer one.
     pub fn sync(&self, order_id: &str, version: i64, to: Synced) -> bool {
         let applied = self.with(|s| {
-            let known = s
-                .active
-                .get(order_id)
-                .map(|a| a.version)
-                .or_else(|| s.ready.get(order_id).map(|r| r.version));
-            if known.is_some_and(|k| k >= version) {
+            if s.known_version(order_id).is_some_and(|k| k >= version) {
                 return false;
             }
             s.ready.remove(order_id);
