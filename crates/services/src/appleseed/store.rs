@@ -245,7 +245,9 @@ impl FileId {
 /// Parses `bytes`, the part of a JSONL file that starts at `from`: calls
 /// `each` for every record, skips blank lines, and leaves out a torn last
 /// line (no newline, not a JSON object) with a warning. A bad line that is
-/// not last is corruption. Returns the position after the last record.
+/// not last is corruption. Returns the position after the last line that
+/// ends in a newline: a line without one may still be completed or cut off
+/// by the next append, so a later read starts again at its beginning.
 fn parse_lines(
     path: &Path,
     bytes: &[u8],
@@ -267,19 +269,18 @@ fn parse_lines(
             line: line_no,
         };
         let used = Position {
-            offset: at.offset + line.len() as u64 + u64::from(terminated),
+            offset: at.offset + line.len() as u64 + 1,
             line: line_no,
         };
         rest = next;
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if terminated {
             at = used;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         match serde_json::from_slice::<Value>(line) {
-            Ok(v @ Value::Object(_)) => {
-                each(span, v);
-                at = used;
-            }
+            Ok(v @ Value::Object(_)) => each(span, v),
             _ if !terminated => warnings.push(format!(
                 "{}: ignoring a torn last line ({} bytes, line {line_no}) left by an interrupted write",
                 path.display(),
@@ -372,6 +373,36 @@ mod tests {
             store.read_lines(&p),
             Err(Error::Corrupt { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn a_later_read_starts_at_a_line_that_had_no_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let p = store.envelopes_path();
+        let read = |from| {
+            let mut got = Vec::new();
+            let (at, _) = store
+                .read_since(&p, from, |span, v| got.push((span.line, v)))
+                .unwrap();
+            (at, got)
+        };
+        // A whole record without its newline: seen, but not passed.
+        fs::write(&p, "{\"a\":1}\n{\"a\":2}").unwrap();
+        let (at, got) = read(Position::default());
+        assert_eq!(got.len(), 2);
+        assert_eq!(at, Position { offset: 8, line: 1 });
+        store.append(&p, &[json!({"a": 3})]).unwrap();
+        let (_, got) = read(at);
+        assert_eq!(got, vec![(2, json!({"a": 2})), (3, json!({"a": 3}))]);
+        // Trailing blanks without a newline are cut by the next append, so
+        // the position must not lie past them either.
+        fs::write(&p, "{\"a\":1}\n   ").unwrap();
+        let (at, _) = read(Position::default());
+        assert_eq!(at, Position { offset: 8, line: 1 });
+        store.append(&p, &[json!({"a": 4})]).unwrap();
+        let (_, got) = read(at);
+        assert_eq!(got, vec![(2, json!({"a": 4}))]);
     }
 
     #[test]
