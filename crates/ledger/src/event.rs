@@ -10,22 +10,25 @@ pub use garrison_contracts::ironclaw::{NewEvent, stream_for};
 
 /// Checks what the ledger needs before it accepts the event and fills in the
 /// generated fields (`event_id`, `ts`).
-pub(crate) fn resolve(ev: NewEvent, now: jiff::Timestamp) -> Result<Resolved> {
+/// `now` is the current time already formatted: a group formats it once for
+/// all its events.
+pub(crate) fn resolve(ev: NewEvent, now: &str) -> Result<Resolved> {
     ev.validate().map_err(LedgerError::Invalid)?;
     let stream = ev.stream_name();
     let fresh_id = ev.event_id.is_none();
     let event_id = ev.event_id.unwrap_or_else(new_event_id);
     let ts = match ev.ts {
-        Some(ts) => ts
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| LedgerError::Invalid(format!("ts `{ts}` is not ISO-8601: {e}")))?,
-        None => now,
+        Some(ts) => format_ts(
+            ts.parse::<jiff::Timestamp>()
+                .map_err(|e| LedgerError::Invalid(format!("ts `{ts}` is not ISO-8601: {e}")))?,
+        ),
+        None => now.to_string(),
     };
     Ok(Resolved {
         record: Record {
             seq: 0,
             event_id,
-            ts: format_ts(ts),
+            ts,
             event_type: ev.event_type,
             garrison_id: ev.garrison_id,
             theater_id: ev.theater_id,

@@ -30,6 +30,15 @@ impl Staged {
         self.orders.extend(later.orders);
     }
 
+    /// Moves everything from `later` into this layer (later values win),
+    /// leaving `later` empty with its tables kept for reuse.
+    pub fn absorb_drain(&mut self, later: &mut Staged) {
+        self.events.extend(later.events.drain());
+        self.streams.extend(later.streams.drain());
+        self.runs.extend(later.runs.drain());
+        self.orders.extend(later.orders.drain());
+    }
+
     pub fn len(&self) -> usize {
         self.events.len() + self.streams.len() + self.runs.len() + self.orders.len()
     }
@@ -72,7 +81,7 @@ pub(crate) fn check_batch(
     store: &mut dyn Lookup,
     outer: [&Staged; 2],
     events: Vec<NewEvent>,
-    now: jiff::Timestamp,
+    now: &str,
     head: i64,
 ) -> Result<(Vec<Appended>, Staged)> {
     let mut batch = Staged::default();

@@ -243,7 +243,7 @@ type AppendJob = (
 /// project each batch in memory (a rejected batch writes nothing), then insert
 /// all new events and upsert all touched snapshots in bulk.
 async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
-    let now = jiff::Timestamp::now();
+    let now = crate::format_ts(jiff::Timestamp::now());
     let mut outcomes = Vec::with_capacity(group.len());
     let committed: Result<()> = async {
         let mut tx = sqlx::Connection::begin(conn.get().await?).await?;
@@ -262,7 +262,7 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
                 Some(op) => table.check(op, now_ms),
                 None => Ok(()),
             }
-            .and_then(|()| staging::check_batch(&mut store, [&staged, &none], events, now, head));
+            .and_then(|()| staging::check_batch(&mut store, [&staged, &none], events, &now, head));
             let result = result.map(|(appended, batch)| {
                 for a in appended.iter().filter(|a| !a.duplicate) {
                     head = a.record.seq;

@@ -64,6 +64,9 @@ pub(super) fn run(
 ) {
     let mut pending: Option<Command> = None;
     let mut cache = Staged::default();
+    // The group layer, kept across groups so its tables are not regrown
+    // (and their memory faulted in afresh) for every group.
+    let mut staged = Staged::default();
     let mut head: Option<i64> = None;
     // Size of the previous group: the concurrency the next one should expect.
     let mut expect = 1usize;
@@ -118,7 +121,15 @@ pub(super) fn run(
                     }
                 }
                 expect = group.len();
-                commit_group(&mut conn, &mut cache, &mut head, group, &notify, &leases);
+                commit_group(
+                    &mut conn,
+                    &mut cache,
+                    &mut staged,
+                    &mut head,
+                    group,
+                    &notify,
+                    &leases,
+                );
             }
         }
     }
@@ -138,13 +149,14 @@ const CACHE_LIMIT: usize = 200_000;
 fn commit_group(
     conn: &mut Connection,
     cache: &mut Staged,
+    staged: &mut Staged,
     head: &mut Option<i64>,
     group: Vec<AppendJob>,
     notify: &broadcast::Sender<Arc<Record>>,
     leases: &MemRows,
 ) {
-    let now = jiff::Timestamp::now();
-    let mut staged = Staged::default();
+    let now = crate::format_ts(jiff::Timestamp::now());
+    staged.clear();
     let mut outcomes = Vec::with_capacity(group.len());
     // The group checks its lease ops against a copy of the rows and applies
     // the outcome after the commit. Only this thread grants, holds and ends
@@ -177,7 +189,7 @@ fn commit_group(
                 None => Ok(()),
             }
             .and_then(|()| {
-                staging::check_batch(&mut TxLookup(&tx), [&staged, cache], events, now, next)
+                staging::check_batch(&mut TxLookup(&tx), [staged, cache], events, &now, next)
             });
             let result = match checked {
                 Ok((appended, batch)) => {
@@ -226,7 +238,7 @@ fn commit_group(
         }
     }
     staged.events.clear(); // the store answers for stored events
-    cache.absorb(staged);
+    cache.absorb_drain(staged);
     if cache.len() > CACHE_LIMIT {
         cache.clear();
     }
