@@ -36,6 +36,7 @@ use garrison_contracts::ironclaw::{EventType, NewEvent, OrderStatus, RunStatus};
 use garrison_ledger::{Ledger, format_ts};
 use garrison_server::{OrchestrationSettings, Orchestrator, ServeConfig};
 use garrison_services::http_client::ServerUrl;
+use garrison_services::in_flight::InFlight;
 use garrison_services::orchestration::{Job, Report, new_id};
 use serde_json::{Value, json};
 
@@ -323,7 +324,7 @@ async fn in_process(
             tokio::spawn(async move {
                 let unit = format!("bench-c{k}");
                 let mut lat = Vec::new();
-                let mut reporting: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+                let mut reporting = InFlight::default();
                 while Instant::now() < deadline {
                     let t0 = Instant::now();
                     let Some(job) = orch.claim(&unit, None).await? else {
@@ -332,19 +333,21 @@ async fn in_process(
                     };
                     lat.push(t0.elapsed());
                     // As the pool does: the report commits while the next claim runs.
-                    if let Some(previous) = reporting.take() {
-                        previous.await.context("report task")??;
-                    }
                     let orch = orch.clone();
-                    reporting = Some(tokio::spawn(async move {
-                        let done = orch.report(succeeded(&job)).await?;
-                        ensure!(done.status == "COMPLETED", "report: {done:?}");
-                        orch.after_report(&done).await?;
-                        Ok(())
-                    }));
+                    let previous = reporting
+                        .hand_over(async move {
+                            let done = orch.report(succeeded(&job)).await?;
+                            ensure!(done.status == "COMPLETED", "report: {done:?}");
+                            orch.after_report(&done).await?;
+                            Ok(())
+                        })
+                        .await;
+                    if let Some(outcome) = previous {
+                        outcome.context("report task")??;
+                    }
                 }
-                if let Some(previous) = reporting {
-                    previous.await.context("report task")??;
+                if let Some(outcome) = reporting.finish().await {
+                    outcome.context("report task")??;
                 }
                 anyhow::Ok(lat)
             })
@@ -414,7 +417,7 @@ async fn remote(
                 let unit = format!("bench-w{k}");
                 let mut lat = Vec::new();
                 let mut last = None;
-                let mut reporting: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+                let mut reporting = InFlight::default();
                 while reported.load(Ordering::Acquire) < orders && Instant::now() < deadline {
                     let t0 = Instant::now();
                     let (status, mut body) = post(
@@ -434,20 +437,22 @@ async fn remote(
                     let report = serde_json::to_value(succeeded(&job))?;
                     // As `garrison worker` does: the report commits while the
                     // next claim runs.
-                    if let Some(previous) = reporting.take() {
-                        previous.await.context("report task")??;
+                    let (url, reported) = (url.clone(), reported.clone());
+                    let previous = reporting
+                        .hand_over(async move {
+                            let (status, body) = post(&url, "/api/workers/report", &report).await?;
+                            ensure!(status == 200, "report answered {status}: {body}");
+                            reported.fetch_add(1, Ordering::AcqRel);
+                            Ok(())
+                        })
+                        .await;
+                    if let Some(outcome) = previous {
+                        outcome.context("report task")??;
                         last = Some(Instant::now());
                     }
-                    let (url, reported) = (url.clone(), reported.clone());
-                    reporting = Some(tokio::spawn(async move {
-                        let (status, body) = post(&url, "/api/workers/report", &report).await?;
-                        ensure!(status == 200, "report answered {status}: {body}");
-                        reported.fetch_add(1, Ordering::AcqRel);
-                        Ok(())
-                    }));
                 }
-                if let Some(previous) = reporting {
-                    previous.await.context("report task")??;
+                if let Some(outcome) = reporting.finish().await {
+                    outcome.context("report task")??;
                     last = Some(Instant::now());
                 }
                 anyhow::Ok((lat, last))
@@ -508,7 +513,7 @@ async fn baseline(
                 let unit = format!("bench-b{k}");
                 // Pipelined like the claimers: an order's completion commits
                 // while the writer claims the next one.
-                let mut completing: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+                let mut completing = InFlight::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::AcqRel);
                     let Some((run, order)) = all.get(i) else {
@@ -523,22 +528,24 @@ async fn baseline(
                             ev(EventType::OrderStarted).payload(json!({"attempt": 1})),
                         ])
                         .await?;
-                    if let Some(previous) = completing.take() {
-                        previous.await.context("baseline completion")??;
-                    }
                     let completed = ev(EventType::OrderCompleted)
                         .payload(
                             json!({"attempt": 1, "commit_sha": null, "summary": "nothing to do"}),
                         )
                         .expect_version(4);
                     let ledger = ledger.clone();
-                    completing = Some(tokio::spawn(async move {
-                        ledger.append(completed).await?;
-                        Ok(())
-                    }));
+                    let previous = completing
+                        .hand_over(async move {
+                            ledger.append(completed).await?;
+                            anyhow::Ok(())
+                        })
+                        .await;
+                    if let Some(outcome) = previous {
+                        outcome.context("baseline completion")??;
+                    }
                 }
-                if let Some(previous) = completing {
-                    previous.await.context("baseline completion")??;
+                if let Some(outcome) = completing.finish().await {
+                    outcome.context("baseline completion")??;
                 }
                 anyhow::Ok(())
             })

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use garrison_services::http_client::{ServerUrl, error_message};
+use garrison_services::in_flight::InFlight;
 use garrison_services::orchestration::{Job, Report, execute};
 use serde_json::{Value, json};
 
@@ -174,7 +175,7 @@ async fn work(
     data_dir: std::path::PathBuf,
 ) -> Result<ExitCode> {
     let mut done = 0u64;
-    let mut reporting: Option<tokio::task::JoinHandle<()>> = None;
+    let mut reporting = InFlight::default();
     let stop = shutdown();
     tokio::pin!(stop);
     while max_jobs.is_none_or(|m| done < m) {
@@ -228,21 +229,17 @@ async fn work(
             })
             .await
         };
-        // The report commits while this worker claims its next order; one
-        // report in flight at a time.
-        if let Some(previous) = reporting.take() {
-            let _ = previous.await;
-        }
+        // The report commits while this worker claims its next order.
         let body = serde_json::to_value(&report)?;
         let (server, token) = (server.clone(), token.clone());
-        reporting = Some(tokio::spawn(async move {
-            send_report(&server, token.as_deref(), &report.order_id, &body).await;
-        }));
+        reporting
+            .hand_over(async move {
+                send_report(&server, token.as_deref(), &report.order_id, &body).await;
+            })
+            .await;
         done += 1;
     }
-    if let Some(previous) = reporting {
-        let _ = previous.await;
-    }
+    reporting.finish().await;
     Ok(ExitCode::SUCCESS)
 }
 

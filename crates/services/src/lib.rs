@@ -5,11 +5,13 @@
 //! secret store), `appleseed` (the local learning state: runtime event ingest, projection,
 //! openclaw-import and reports), `milestones` (the outbound milestone
 //! emitter), `orchestration`, `learning`, `scheduler` (jobs that start agent
-//! runs on `@every` intervals or at one-shot times) and `http_client` (the
-//! plain-HTTP client the CLI and the emitter use).
+//! runs on `@every` intervals or at one-shot times), `http_client` (the
+//! plain-HTTP client the CLI and the emitter use) and `in_flight` (a
+//! worker's report committing while it claims its next order).
 
 pub mod appleseed;
 pub mod http_client;
+pub mod in_flight;
 pub mod learning;
 pub mod metrics;
 pub mod milestones;

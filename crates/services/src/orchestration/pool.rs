@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::executor::execute;
 use super::{Job, Orchestrator, Report};
+use crate::in_flight::InFlight;
 
 /// Starts `settings.workers` worker tasks (on a node with the worker
 /// service) and the patrol clock (with any patrol or integration); they stop
@@ -30,8 +31,8 @@ pub fn spawn_workers(
         let unit_id = format!("{}-w{n}", orch.settings.garrison_id);
         handles.push(tokio::spawn(async move {
             // The previous attempt's report, committing while this worker
-            // claims its next order (one report in flight per worker).
-            let mut reporting: Option<JoinHandle<()>> = None;
+            // claims its next order.
+            let mut reporting = InFlight::default();
             while !*down.borrow() {
                 let changed = orch.queue.notified();
                 tokio::pin!(changed);
@@ -39,13 +40,10 @@ pub fn spawn_workers(
                 match orch.claim(&unit_id, None).await {
                     Ok(Some(job)) => {
                         let report = execute_job(&orch, &job).await;
-                        if let Some(previous) = reporting.take() {
-                            let _ = previous.await;
-                        }
                         let orch = orch.clone();
-                        reporting = Some(tokio::spawn(async move {
-                            finish_job(&orch, report).await;
-                        }));
+                        reporting
+                            .hand_over(async move { finish_job(&orch, report).await })
+                            .await;
                     }
                     Ok(None) => {
                         tokio::select! {
@@ -60,9 +58,7 @@ pub fn spawn_workers(
                     }
                 }
             }
-            if let Some(previous) = reporting {
-                let _ = previous.await;
-            }
+            reporting.finish().await;
         }));
     }
     if roles.runs("patrols") || roles.integration {
