@@ -102,11 +102,10 @@ fn next_name(prefix: &str) -> String {
 
 pub(crate) async fn reset_postgres(url: &str) -> anyhow::Result<()> {
     let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
-    sqlx::raw_sql(
-        "DROP TABLE IF EXISTS events, run_snapshots, order_snapshots, dead_letters, schema_migrations, bench_baseline",
-    )
-    .execute(&mut c)
-    .await?;
+    let tables = garrison_ledger::postgres::TABLES.join(", ");
+    sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {tables}, bench_baseline"))
+        .execute(&mut c)
+        .await?;
     Ok(())
 }
 

@@ -13,6 +13,8 @@ mod leases;
 mod rows;
 mod schema;
 
+pub use schema::TABLES;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,17 @@ use sqlx::PgPool;
 /// Advisory lock key for migrations ("garrison" in ASCII, truncated to i64).
 const MIGRATE_LOCK: i64 = 0x6761_7272_6973_6f6e;
 
+/// Every table the ledger creates: what a tool that wipes a scratch database
+/// (the bench) drops. A test keeps it in step with the migrations.
+pub const TABLES: &[&str] = &[
+    "events",
+    "run_snapshots",
+    "order_snapshots",
+    "dead_letters",
+    "leases",
+    "schema_migrations",
+];
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -117,4 +128,24 @@ pub(super) async fn migrate(pool: &PgPool) -> sqlx::Result<()> {
         .execute(&mut *conn)
         .await?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_created_table_is_listed() {
+        let created: Vec<&str> = MIGRATIONS
+            .iter()
+            .flat_map(|(_, sql)| sql.split("CREATE TABLE ").skip(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .chain(["schema_migrations"])
+            .collect();
+        assert!(created.len() >= 5, "{created:?}");
+        for table in &created {
+            assert!(TABLES.contains(table), "`{table}` is missing from TABLES");
+        }
+        assert_eq!(created.len(), TABLES.len(), "{created:?} vs {TABLES:?}");
+    }
 }
