@@ -92,8 +92,13 @@ fn str_list(payload: &Value, key: &str) -> Option<Vec<String>> {
 /// per-status order counts are derived from the order snapshots when read
 /// ([`order_counts`]), so an order event never rewrites its run.
 pub fn touches_run(rec: &Record) -> bool {
-    (rec.event_type.run_status().is_some() || rec.event_type == EventType::RunUpdated)
-        && rec.run_id.as_deref().is_some_and(|r| !r.is_empty())
+    type_touches_run(rec.event_type, rec.run_id.as_deref())
+}
+
+/// [`touches_run`] before the event is a record: by its type and run id.
+pub fn type_touches_run(event_type: EventType, run_id: Option<&str>) -> bool {
+    (event_type.run_status().is_some() || event_type == EventType::RunUpdated)
+        && run_id.is_some_and(|r| !r.is_empty())
 }
 
 /// Applies one event to the current snapshots of its run and order.

@@ -279,16 +279,15 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
             });
             outcomes.push((reply, result));
         }
-        rows::insert_events(&mut tx, &records).await?;
         leases::write(&mut tx, &table.changes()).await?;
-        rows::put_runs(&mut tx, staged.runs.values()).await?;
-        rows::put_orders(&mut tx, staged.orders.values()).await?;
-        if !records.is_empty() {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
+        rows::write_group(
+            &mut tx,
+            &records,
+            staged.runs.values(),
+            staged.orders.values(),
+            Some(CHANNEL),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -344,7 +343,11 @@ impl Prefetched {
         let all = || group.iter().flat_map(|(events, _, _)| events.iter());
         let ids: Vec<String> = all().filter_map(|e| e.event_id.clone()).collect();
         let streams: Vec<String> = all().map(NewEvent::stream_name).collect();
-        let runs: Vec<String> = all().filter_map(|e| e.run_id.clone()).collect();
+        // Only run-level events read their run's snapshot.
+        let runs: Vec<String> = all()
+            .filter(|e| projection::type_touches_run(e.event_type, e.run_id.as_deref()))
+            .filter_map(|e| e.run_id.clone())
+            .collect();
         let orders: Vec<String> = all().filter_map(|e| e.order_id.clone()).collect();
         Ok(Prefetched {
             events: rows::get_events(c, &ids).await?,
@@ -397,8 +400,7 @@ async fn rebuild(conn: &mut PgConnection) -> Result<RebuildStats> {
     sqlx::query("DELETE FROM order_snapshots")
         .execute(&mut *tx)
         .await?;
-    rows::put_runs(&mut tx, runs.values()).await?;
-    rows::put_orders(&mut tx, orders.values()).await?;
+    rows::write_group(&mut tx, &[], runs.values(), orders.values(), None).await?;
     tx.commit().await?;
     Ok(RebuildStats {
         events,

@@ -175,6 +175,9 @@ async fn snapshots<T: serde::de::DeserializeOwned>(
     key: &str,
     ids: &[String],
 ) -> Result<HashMap<String, T>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows: Vec<(String, String)> = sqlx::query_as(&format!(
         "SELECT {key}, data FROM {table} WHERE {key} = ANY($1)"
     ))
@@ -200,74 +203,54 @@ pub(super) async fn order_snapshots(
     snapshots(c, "order_snapshots", "order_id", ids).await
 }
 
-pub(super) async fn put_runs<'a>(
+/// Writes a group in one statement (one round trip): `records` inserted at
+/// the `seq` the writer assigned each, the touched snapshots upserted, and,
+/// when `notify` names a channel and there are records, a notification that
+/// PostgreSQL delivers at commit.
+pub(super) async fn write_group<'a>(
     c: &mut PgConnection,
+    records: &[Record],
     runs: impl Iterator<Item = &'a RunSnapshot>,
-) -> Result<()> {
-    let mut ids = Vec::new();
-    let mut data = Vec::new();
-    for r in runs {
-        ids.push(r.run_id.clone());
-        data.push(serde_json::to_string(r)?);
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO run_snapshots (run_id, data) SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[])
-         ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
-    )
-    .bind(&ids)
-    .bind(&data)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn put_orders<'a>(
-    c: &mut PgConnection,
     orders: impl Iterator<Item = &'a OrderSnapshot>,
+    notify: Option<&str>,
 ) -> Result<()> {
-    let mut ids = Vec::new();
-    let mut runs = Vec::new();
-    let mut data = Vec::new();
-    for o in orders {
-        ids.push(o.order_id.clone());
-        runs.push(o.run_id.clone());
-        data.push(serde_json::to_string(o)?);
-    }
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO order_snapshots (order_id, run_id, data)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[])
-         ON CONFLICT (order_id) DO UPDATE SET run_id = excluded.run_id, data = excluded.data",
-    )
-    .bind(&ids)
-    .bind(&runs)
-    .bind(&data)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-/// Inserts `records` at the `seq` the writer assigned each, in one statement.
-pub(super) async fn insert_events(c: &mut PgConnection, records: &[Record]) -> Result<()> {
-    if records.is_empty() {
-        return Ok(());
-    }
     let col = |f: fn(&Record) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
     let payloads = records
         .iter()
         .map(|r| serde_json::to_string(&r.payload))
         .collect::<Result<Vec<_>, _>>()?;
+    let (mut run_ids, mut run_data) = (Vec::new(), Vec::new());
+    for r in runs {
+        run_ids.push(r.run_id.clone());
+        run_data.push(serde_json::to_string(r)?);
+    }
+    let (mut order_ids, mut order_runs, mut order_data) = (Vec::new(), Vec::new(), Vec::new());
+    for o in orders {
+        order_ids.push(o.order_id.clone());
+        order_runs.push(o.run_id.clone());
+        order_data.push(serde_json::to_string(o)?);
+    }
+    if records.is_empty() && run_ids.is_empty() && order_ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO events (seq, event_id, ts, type, garrison_id, theater_id, run_id, order_id,
-                             unit_id, payload, stream, stream_version)
-         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
-                              $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
-                              $11::TEXT[], $12::BIGINT[])",
+        "WITH new_events AS (
+             INSERT INTO events (seq, event_id, ts, type, garrison_id, theater_id, run_id,
+                                 order_id, unit_id, payload, stream, stream_version)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                                  $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+                                  $11::TEXT[], $12::BIGINT[])
+         ), runs AS (
+             INSERT INTO run_snapshots (run_id, data)
+             SELECT * FROM UNNEST($13::TEXT[], $14::TEXT[])
+             ON CONFLICT (run_id) DO UPDATE SET data = excluded.data
+         ), orders AS (
+             INSERT INTO order_snapshots (order_id, run_id, data)
+             SELECT * FROM UNNEST($15::TEXT[], $16::TEXT[], $17::TEXT[])
+             ON CONFLICT (order_id) DO UPDATE SET run_id = excluded.run_id, data = excluded.data
+         )
+         SELECT pg_notify($18::TEXT, '')
+         WHERE $18::TEXT IS NOT NULL AND cardinality($1::BIGINT[]) > 0",
     )
     .bind(records.iter().map(|r| r.seq).collect::<Vec<_>>())
     .bind(col(|r| Some(r.event_id.clone())))
@@ -281,7 +264,13 @@ pub(super) async fn insert_events(c: &mut PgConnection, records: &[Record]) -> R
     .bind(payloads)
     .bind(col(|r| Some(r.stream.clone())))
     .bind(records.iter().map(|r| r.stream_version).collect::<Vec<_>>())
-    .execute(&mut *c)
+    .bind(run_ids)
+    .bind(run_data)
+    .bind(order_ids)
+    .bind(order_runs)
+    .bind(order_data)
+    .bind(notify)
+    .fetch_all(&mut *c)
     .await?;
     Ok(())
 }
