@@ -253,8 +253,8 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
             .bind(APPEND_LOCK)
             .execute(&mut *tx)
             .await?;
-        let mut head = rows::head(&mut tx).await?;
         let mut store = Prefetched::load(&mut tx, &group).await?;
+        let mut head = store.head;
         let (mut table, now_ms) = lease_table(&mut tx, &group).await?;
         let mut staged = Staged::default();
         let mut records = Vec::new();
@@ -328,10 +328,11 @@ async fn lease_table(c: &mut PgConnection, group: &[AppendJob]) -> Result<(lease
     Ok((lease::Table::new(rows), now_ms))
 }
 
-/// Every stored row a group can read, fetched up front under the append lock.
-/// A key that is absent here is absent from the store.
-#[derive(Default)]
+/// Every stored row a group can read, fetched up front under the append lock
+/// (two round trips at most: replayable ids, then everything else). A key
+/// that is absent here is absent from the store.
 struct Prefetched {
+    head: i64,
     events: HashMap<String, Record>,
     streams: HashMap<String, i64>,
     runs: HashMap<String, RunSnapshot>,
@@ -349,11 +350,14 @@ impl Prefetched {
             .filter_map(|e| e.run_id.clone())
             .collect();
         let orders: Vec<String> = all().filter_map(|e| e.order_id.clone()).collect();
+        let events = rows::get_events(c, &ids).await?;
+        let state = rows::group_state(c, &streams, &runs, &orders).await?;
         Ok(Prefetched {
-            events: rows::get_events(c, &ids).await?,
-            streams: rows::stream_versions(c, &streams).await?,
-            runs: rows::run_snapshots(c, &runs).await?,
-            orders: rows::order_snapshots(c, &orders).await?,
+            head: state.head,
+            events,
+            streams: state.streams,
+            runs: state.runs,
+            orders: state.orders,
         })
     }
 }

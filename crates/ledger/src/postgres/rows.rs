@@ -148,59 +148,66 @@ pub(super) async fn get_events(
         .collect()
 }
 
-/// Current versions of those of `streams` that have events.
-pub(super) async fn stream_versions(
+/// What a group reads under the append lock, fetched in one statement.
+#[derive(Default)]
+pub(super) struct GroupState {
+    /// The highest `seq` stored.
+    pub head: i64,
+    /// Current versions of those of the streams asked for that have events.
+    pub streams: HashMap<String, i64>,
+    pub runs: HashMap<String, RunSnapshot>,
+    pub orders: HashMap<String, OrderSnapshot>,
+}
+
+/// Reads the head and the given streams' versions and snapshots in one round
+/// trip. Run after the append lock is taken, so its snapshot of the store
+/// includes every commit that preceded the lock.
+pub(super) async fn group_state(
     c: &mut PgConnection,
     streams: &[String],
-) -> Result<HashMap<String, i64>> {
+    runs: &[String],
+    orders: &[String],
+) -> Result<GroupState> {
     // One index probe per stream (a generic plan for `stream = ANY($1)` may
     // choose to scan the whole table).
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s.stream, v.version FROM UNNEST($1::TEXT[]) AS s(stream)
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT 'h', '', COALESCE(MAX(seq), 0)::TEXT FROM events
+         UNION ALL
+         SELECT 's', s.stream, v.version::TEXT FROM UNNEST($1::TEXT[]) AS s(stream)
          CROSS JOIN LATERAL (
              SELECT stream_version AS version FROM events e
              WHERE e.stream = s.stream ORDER BY stream_version DESC LIMIT 1
-         ) v",
+         ) v
+         UNION ALL
+         SELECT 'r', run_id, data FROM run_snapshots WHERE run_id = ANY($2)
+         UNION ALL
+         SELECT 'o', order_id, data FROM order_snapshots WHERE order_id = ANY($3)",
     )
     .bind(streams)
+    .bind(runs)
+    .bind(orders)
     .fetch_all(&mut *c)
     .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The snapshots among `ids` in `table` (keyed by `key`), by id.
-async fn snapshots<T: serde::de::DeserializeOwned>(
-    c: &mut PgConnection,
-    table: &str,
-    key: &str,
-    ids: &[String],
-) -> Result<HashMap<String, T>> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
+    let mut state = GroupState::default();
+    let number = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|e| LedgerError::Storage(format!("bad number `{v}` from the store: {e}")))
+    };
+    for (kind, key, value) in rows {
+        match kind.as_str() {
+            "h" => state.head = number(&value)?,
+            "s" => {
+                state.streams.insert(key, number(&value)?);
+            }
+            "r" => {
+                state.runs.insert(key, serde_json::from_str(&value)?);
+            }
+            _ => {
+                state.orders.insert(key, serde_json::from_str(&value)?);
+            }
+        }
     }
-    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
-        "SELECT {key}, data FROM {table} WHERE {key} = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.into_iter()
-        .map(|(id, data)| Ok((id, serde_json::from_str(&data)?)))
-        .collect()
-}
-
-pub(super) async fn run_snapshots(
-    c: &mut PgConnection,
-    ids: &[String],
-) -> Result<HashMap<String, RunSnapshot>> {
-    snapshots(c, "run_snapshots", "run_id", ids).await
-}
-
-pub(super) async fn order_snapshots(
-    c: &mut PgConnection,
-    ids: &[String],
-) -> Result<HashMap<String, OrderSnapshot>> {
-    snapshots(c, "order_snapshots", "order_id", ids).await
+    Ok(state)
 }
 
 /// Writes a group in one statement (one round trip): `records` inserted at
