@@ -202,8 +202,13 @@ pub(super) async fn group_state(
             "r" => {
                 state.runs.insert(key, serde_json::from_str(&value)?);
             }
-            _ => {
+            "o" => {
                 state.orders.insert(key, serde_json::from_str(&value)?);
+            }
+            other => {
+                return Err(LedgerError::Storage(format!(
+                    "unexpected row kind `{other}` in a group read"
+                )));
             }
         }
     }
