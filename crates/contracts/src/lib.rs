@@ -8,6 +8,7 @@ pub mod canonical;
 mod check;
 pub mod go_duration;
 pub mod ironclaw;
+pub mod js_json;
 pub mod locks;
 pub mod milestone;
 pub mod openclawssy;

@@ -285,7 +285,8 @@ async fn check_and_store(
                 format!("body exceeds {} bytes", settings.max_body),
             )
         })?;
-    let doc: Value = serde_json::from_slice(&bytes)
+    // Read as JavaScript reads it: a JS sender's unpaired surrogates are JSON.
+    let doc: Value = garrison_contracts::js_json::parse_value(&bytes)
         .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))?;
     let Some(key) = idempotency_key(&doc).map(str::to_string) else {
         return Err(Rejection::new(

@@ -426,3 +426,31 @@ process.stdin.on('end', () => {
     );
     s.stop().await;
 }
+
+/// A JavaScript string can hold an unpaired surrogate (one cut in the middle
+/// of an emoji, say): `JSON.stringify` writes it as a `\udXXX` escape and
+/// `JSON.parse` reads it back, so to a JS sender such a body is JSON. It
+/// verifies and is accepted; the stored milestone holds U+FFFD in its place.
+#[tokio::test]
+async fn a_body_with_a_lone_surrogate_is_json_and_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), settings()).await;
+    let text = serde_json::to_string(&body("lone-1", "m-lone")).unwrap();
+    // Lone high, lone low, an escaped pair, and a `\\` before `ud800` text.
+    let text = text.replace(
+        r#""claim":"ledger durable""#,
+        r#""claim":"cut \ud83d, \udc00, \ud83d\ude00, \\ud800""#,
+    );
+    assert!(text.contains(r"\ud83d,"), "{text}");
+    let bytes = text.into_bytes();
+    let sig = sign(SECRET.as_bytes(), &bytes).unwrap();
+    let r = post(&s, &bytes, Some(&sig), Some(&now())).await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "accepted");
+    let item = &s.get("/api/milestones/latest?limit=1").await.json()["items"][0];
+    assert_eq!(item["claim"], "cut \u{fffd}, \u{fffd}, \u{1F600}, \\ud800");
+    // The same body again is a duplicate, not a second milestone.
+    let r = post(&s, &bytes, Some(&sig), Some(&now())).await;
+    assert_eq!(r.json()["status"], "duplicate");
+    s.stop().await;
+}
