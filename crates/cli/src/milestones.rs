@@ -184,8 +184,9 @@ fn read_input(file: &Path) -> Result<Vec<u8>> {
 /// into one. Validated either way, so an invalid milestone is never signed.
 fn ingest_body(raw: &[u8], file: &Path) -> Result<Vec<u8>> {
     let name = file.display();
-    let doc: Value =
-        serde_json::from_slice(raw).with_context(|| format!("{name} is not valid JSON"))?;
+    // JSON as the ingest reads it (unpaired surrogate escapes included).
+    let doc: Value = garrison_contracts::js_json::parse_value(raw)
+        .with_context(|| format!("{name} is not valid JSON"))?;
     let Some(obj) = doc.as_object() else {
         bail!("{name} must hold a JSON object (an ingest body or a milestone event)");
     };
