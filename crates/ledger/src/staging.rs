@@ -22,17 +22,9 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    /// Folds a later layer into this one (later values win).
-    pub fn absorb(&mut self, later: Staged) {
-        self.events.extend(later.events);
-        self.streams.extend(later.streams);
-        self.runs.extend(later.runs);
-        self.orders.extend(later.orders);
-    }
-
     /// Moves everything from `later` into this layer (later values win),
     /// leaving `later` empty with its tables kept for reuse.
-    pub fn absorb_drain(&mut self, later: &mut Staged) {
+    pub fn absorb(&mut self, later: &mut Staged) {
         self.events.extend(later.events.drain());
         self.streams.extend(later.streams.drain());
         self.runs.extend(later.runs.drain());

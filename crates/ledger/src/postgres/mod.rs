@@ -265,12 +265,12 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
                 None => Ok(()),
             }
             .and_then(|()| staging::check_batch(&mut store, [&staged, &none], events, &now, head));
-            let result = result.map(|(appended, batch)| {
+            let result = result.map(|(appended, mut batch)| {
                 for a in appended.iter().filter(|a| !a.duplicate) {
                     head = a.record.seq;
                     records.push(a.record.clone());
                 }
-                staged.absorb(batch);
+                staged.absorb(&mut batch);
                 if let Some(op) = &op {
                     let version = lease::version_after(&appended, op.order_id()).unwrap_or(0);
                     table.apply(op, version, now_ms);

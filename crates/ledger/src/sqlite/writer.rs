@@ -192,12 +192,12 @@ fn commit_group(
                 staging::check_batch(&mut TxLookup(&tx), [staged, cache], events, &now, next)
             });
             let result = match checked {
-                Ok((appended, batch)) => {
+                Ok((appended, mut batch)) => {
                     for a in appended.iter().filter(|a| !a.duplicate) {
                         rows::insert_event(&tx, &a.record)?;
                         next = a.record.seq;
                     }
-                    staged.absorb(batch);
+                    staged.absorb(&mut batch);
                     if let Some(op) = &op {
                         let version = lease::version_after(&appended, op.order_id()).unwrap_or(0);
                         table.apply(op, version, now_ms);
@@ -238,7 +238,7 @@ fn commit_group(
         }
     }
     staged.events.clear(); // the store answers for stored events
-    cache.absorb_drain(staged);
+    cache.absorb(staged);
     if cache.len() > CACHE_LIMIT {
         cache.clear();
     }
