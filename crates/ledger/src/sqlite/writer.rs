@@ -37,11 +37,8 @@ pub(super) enum Command {
     },
 }
 
-type AppendJob = (
-    Vec<NewEvent>,
-    Option<LeaseOp>,
-    oneshot::Sender<Result<Vec<Appended>>>,
-);
+type Reply = oneshot::Sender<Result<Vec<Appended>>>;
+type AppendJob = (Vec<NewEvent>, Option<LeaseOp>, Reply);
 
 /// How long a group waits for stragglers. Writers that were just acknowledged
 /// need a moment to submit their next append; without this wait the group
@@ -96,9 +93,16 @@ pub(super) fn run(
                 lease,
                 reply,
             } => {
-                let mut group: Vec<AppendJob> = vec![(events, lease, reply)];
+                let mut group = match Group::begin(&mut conn, &mut cache, &mut staged, &mut head) {
+                    Ok(group) => group,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        continue;
+                    }
+                };
+                group.add((events, lease, reply), &leases);
                 let deadline = Instant::now() + GATHER_WINDOW;
-                while group.len() < MAX_GROUP {
+                while group.len() < MAX_GROUP && group.failure.is_none() {
                     let next = match rx.try_recv() {
                         Ok(c) => Ok(c),
                         Err(_) if group.len() < expect => {
@@ -112,7 +116,9 @@ pub(super) fn run(
                             events,
                             lease,
                             reply,
-                        }) => group.push((events, lease, reply)),
+                        }) if !group.must_close_before(lease.as_ref()) => {
+                            group.add((events, lease, reply), &leases);
+                        }
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -121,15 +127,7 @@ pub(super) fn run(
                     }
                 }
                 expect = group.len();
-                commit_group(
-                    &mut conn,
-                    &mut cache,
-                    &mut staged,
-                    &mut head,
-                    group,
-                    &notify,
-                    &leases,
-                );
+                group.commit(&notify, &leases);
             }
         }
     }
@@ -142,92 +140,158 @@ pub(super) fn run(
 /// grows past `CACHE_LIMIT` entries and refilled from the store on demand.
 const CACHE_LIMIT: usize = 200_000;
 
-/// One transaction for the whole group. Each batch is checked and projected in
-/// memory first and only then inserted, so a rejected batch writes nothing
-/// and needs no savepoint; `seq` is assigned here (head + 1) since this thread
-/// is the only writer.
-fn commit_group(
-    conn: &mut Connection,
-    cache: &mut Staged,
-    staged: &mut Staged,
-    head: &mut Option<i64>,
-    group: Vec<AppendJob>,
-    notify: &broadcast::Sender<Arc<Record>>,
-    leases: &MemRows,
-) {
-    let now = crate::format_ts(jiff::Timestamp::now());
-    staged.clear();
-    let mut outcomes = Vec::with_capacity(group.len());
-    // The group checks its lease ops against a copy of the rows and applies
-    // the outcome after the commit. Only this thread grants, holds and ends
-    // leases, so the copy stays true meanwhile, and the rows are not locked
-    // across the commit (callers of `lease` and heartbeats would block on
-    // it). The exception is a reap, whose check ("lapsed") a heartbeat could
-    // falsify meanwhile: a group with one holds the rows until it is applied,
-    // so a heartbeat cannot revive a lease being reaped.
-    let lease_work = group.iter().any(|(_, op, _)| op.is_some());
-    let reaps = group
-        .iter()
-        .any(|(_, op, _)| matches!(op, Some(LeaseOp::Reap { .. })));
-    let lock_rows = || leases.lock().unwrap_or_else(|p| p.into_inner());
-    let mut lease_guard = reaps.then(lock_rows);
-    let mut table = match (&lease_guard, lease_work) {
-        (Some(rows), _) => lease::Table::new(rows.values().cloned()),
-        (None, true) => lease::Table::new(lock_rows().values().cloned()),
-        (None, false) => lease::Table::default(),
-    };
-    let now_ms = lease::monotonic_ms();
-    let committed: Result<i64> = (|| {
+/// One transaction for the whole group, open while the group gathers: each
+/// append is checked and inserted as it arrives, so the writer builds the
+/// group while the stragglers it waits for are still on their way. A batch is
+/// checked and projected in memory before it is inserted, so a rejected batch
+/// writes nothing and needs no savepoint; `seq` is assigned here (head + 1)
+/// since this thread is the only writer.
+struct Group<'a> {
+    tx: rusqlite::Transaction<'a>,
+    cache: &'a mut Staged,
+    /// This group's layer: what its appends changed, not yet committed.
+    staged: &'a mut Staged,
+    head: &'a mut Option<i64>,
+    now: String,
+    now_ms: i64,
+    /// The last `seq` inserted.
+    next: i64,
+    leases: Leases<'a>,
+    outcomes: Vec<(Reply, Result<Vec<Appended>>)>,
+    /// A storage error: the transaction is lost and every append in the
+    /// group fails with it.
+    failure: Option<LedgerError>,
+}
+
+/// The lease rows a group checks its lease ops against: a copy, taken at the
+/// group's first lease op. Only the writer grants, holds and ends leases, so
+/// the copy stays true until the group applies its outcome after the commit,
+/// and the rows are not locked across the commit (callers of `lease` and
+/// heartbeats would block on it). The exception is a reap, whose check
+/// ("lapsed") a heartbeat could falsify meanwhile: a group with one holds the
+/// rows from before its first lease op until the outcome is applied, so a
+/// heartbeat cannot revive a lease being reaped.
+#[derive(Default)]
+struct Leases<'a> {
+    table: Option<lease::Table>,
+    held: Option<std::sync::MutexGuard<'a, HashMap<String, lease::Row>>>,
+}
+
+impl<'a> Group<'a> {
+    fn begin(
+        conn: &'a mut Connection,
+        cache: &'a mut Staged,
+        staged: &'a mut Staged,
+        head: &'a mut Option<i64>,
+    ) -> Result<Self> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut next = match *head {
+        let next = match *head {
             Some(h) => h,
             None => rows::head(&tx)?,
         };
-        for (events, op, reply) in group {
-            let checked = match &op {
-                Some(op) => table.check(op, now_ms),
-                None => Ok(()),
-            }
-            .and_then(|()| {
-                staging::check_batch(&mut TxLookup(&tx), [staged, cache], events, &now, next)
-            });
-            let result = match checked {
-                Ok((appended, mut batch)) => {
-                    for a in appended.iter().filter(|a| !a.duplicate) {
-                        rows::insert_event(&tx, &a.record)?;
-                        next = a.record.seq;
-                    }
-                    staged.absorb(&mut batch);
-                    if let Some(op) = &op {
-                        let version = lease::version_after(&appended, op.order_id()).unwrap_or(0);
-                        table.apply(op, version, now_ms);
-                    }
-                    Ok(appended)
+        staged.clear();
+        Ok(Group {
+            tx,
+            cache,
+            staged,
+            head,
+            now: crate::format_ts(jiff::Timestamp::now()),
+            now_ms: lease::monotonic_ms(),
+            next,
+            leases: Leases::default(),
+            outcomes: Vec::new(),
+            failure: None,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// A reap cannot join a group that already copied the lease rows without
+    /// holding them; it starts the next group instead.
+    fn must_close_before(&self, op: Option<&LeaseOp>) -> bool {
+        matches!(op, Some(LeaseOp::Reap { .. }))
+            && self.leases.table.is_some()
+            && self.leases.held.is_none()
+    }
+
+    fn add(&mut self, (events, op, reply): AppendJob, rows: &'a MemRows) {
+        let result = self.append(events, op.as_ref(), rows);
+        self.outcomes.push((reply, result));
+    }
+
+    fn append(
+        &mut self,
+        events: Vec<NewEvent>,
+        op: Option<&LeaseOp>,
+        rows: &'a MemRows,
+    ) -> Result<Vec<Appended>> {
+        let lock_rows = || rows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(op) = op {
+            if self.leases.table.is_none() {
+                if matches!(op, LeaseOp::Reap { .. }) {
+                    let held = lock_rows();
+                    self.leases.table = Some(lease::Table::new(held.values().cloned()));
+                    self.leases.held = Some(held);
+                } else {
+                    self.leases.table = Some(lease::Table::new(lock_rows().values().cloned()));
                 }
-                Err(e) => Err(e),
-            };
-            outcomes.push((reply, result));
-        }
-        for r in staged.runs.values() {
-            rows::put_run(&tx, r)?;
-        }
-        for o in staged.orders.values() {
-            rows::put_order(&tx, o)?;
-        }
-        tx.commit()?;
-        Ok(next)
-    })();
-    match committed {
-        Ok(next) => {
-            *head = Some(next);
-            match lease_guard.as_mut() {
-                Some(rows) => lease::apply_changes(rows, table.changes()),
-                None if lease_work => lease::apply_changes(&mut lock_rows(), table.changes()),
-                None => {}
             }
-            drop(lease_guard);
+            if let Some(table) = &self.leases.table {
+                table.check(op, self.now_ms)?;
+            }
         }
-        Err(e) => {
+        let (appended, mut batch) = staging::check_batch(
+            &mut TxLookup(&self.tx),
+            [self.staged, self.cache],
+            events,
+            &self.now,
+            self.next,
+        )?;
+        for a in appended.iter().filter(|a| !a.duplicate) {
+            if let Err(e) = rows::insert_event(&self.tx, &a.record) {
+                // `commit` answers every append of the group with this.
+                self.failure = Some(e);
+                return Ok(Vec::new());
+            }
+            self.next = a.record.seq;
+        }
+        self.staged.absorb(&mut batch);
+        if let (Some(op), Some(table)) = (op, &mut self.leases.table) {
+            let version = lease::version_after(&appended, op.order_id()).unwrap_or(0);
+            table.apply(op, version, self.now_ms);
+        }
+        Ok(appended)
+    }
+
+    /// Writes the group's snapshots, commits, and only then acknowledges.
+    fn commit(self, notify: &broadcast::Sender<Arc<Record>>, rows: &MemRows) {
+        let Group {
+            tx,
+            cache,
+            staged,
+            head,
+            next,
+            leases,
+            outcomes,
+            failure,
+            ..
+        } = self;
+        let committed = match failure {
+            Some(e) => Err(e),
+            None => (|| {
+                for r in staged.runs.values() {
+                    rows::put_run(&tx, r)?;
+                }
+                for o in staged.orders.values() {
+                    rows::put_order(&tx, o)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })(),
+        };
+        if let Err(e) = committed {
             // The transaction rolled back; forget anything derived from it.
             *head = None;
             let msg = format!("commit failed: {e}");
@@ -236,19 +300,29 @@ fn commit_group(
             }
             return;
         }
-    }
-    staged.events.clear(); // the store answers for stored events
-    cache.absorb(staged);
-    if cache.len() > CACHE_LIMIT {
-        cache.clear();
-    }
-    for (reply, result) in outcomes {
-        if let Ok(appended) = &result {
-            for a in appended.iter().filter(|a| !a.duplicate) {
-                let _ = notify.send(Arc::new(a.record.clone()));
+        *head = Some(next);
+        if let Some(table) = &leases.table {
+            match leases.held {
+                Some(mut held) => lease::apply_changes(&mut held, table.changes()),
+                None => lease::apply_changes(
+                    &mut rows.lock().unwrap_or_else(|p| p.into_inner()),
+                    table.changes(),
+                ),
             }
         }
-        let _ = reply.send(result);
+        staged.events.clear(); // the store answers for stored events
+        cache.absorb(staged);
+        if cache.len() > CACHE_LIMIT {
+            cache.clear();
+        }
+        for (reply, result) in outcomes {
+            if let Ok(appended) = &result {
+                for a in appended.iter().filter(|a| !a.duplicate) {
+                    let _ = notify.send(Arc::new(a.record.clone()));
+                }
+            }
+            let _ = reply.send(result);
+        }
     }
 }
 
