@@ -1,7 +1,7 @@
 //! Write-behind layers for a writer's group commit.
 //!
-//! A batch stages its stream versions and snapshots in its own layer; when its
-//! savepoint is released the layer folds into the group's; when the group
+//! A batch stages its stream versions and snapshots in its own layer; once its
+//! records are written the layer folds into the group's; when the group
 //! commits, each touched snapshot is written once. A failed batch just drops
 //! its layer, so staged state never runs ahead of what is stored.
 
@@ -44,16 +44,24 @@ impl Staged {
 }
 
 /// The newest staged value across `layers` (innermost first).
-pub(crate) fn stream(layers: &[&Staged], name: &str) -> Option<i64> {
+fn stream(layers: &[&Staged], name: &str) -> Option<i64> {
     layers.iter().find_map(|l| l.streams.get(name).copied())
 }
 
-pub(crate) fn run(layers: &[&Staged], id: &str) -> Option<RunSnapshot> {
-    layers.iter().find_map(|l| l.runs.get(id).cloned())
-}
-
-pub(crate) fn order(layers: &[&Staged], id: &str) -> Option<OrderSnapshot> {
-    layers.iter().find_map(|l| l.orders.get(id).cloned())
+/// A snapshot as the batch will change it: copied from the batch's or the
+/// group's layer (a failed batch must leave the group's intact), else taken
+/// out of the cache rather than copied. The cache holds only committed state,
+/// which the store holds too, so a snapshot lost with a failed batch or group
+/// costs one read later, never a wrong answer.
+fn snapshot<T: Clone>(
+    layers: [&HashMap<String, T>; 2],
+    cache: Option<&mut HashMap<String, T>>,
+    id: &str,
+) -> Option<T> {
+    layers
+        .iter()
+        .find_map(|l| l.get(id).cloned())
+        .or_else(|| cache.and_then(|c| c.remove(id)))
 }
 
 /// Where a writer reads committed state that no layer has staged.
@@ -65,13 +73,14 @@ pub(crate) trait Lookup {
 }
 
 /// Resolves, de-duplicates, version-checks and projects one batch without
-/// writing anything: state is read through `outer` (the group's layer, then
-/// any cache) and then `store`. Returns the outcome of each event (new ones
+/// writing anything: state is read through the group's layer, then the cache
+/// of committed state (if any), then `store`. Returns the outcome of each event (new ones
 /// numbered from `head + 1`) and the batch's own layer, to be absorbed into
 /// the group once its records are written.
 pub(crate) fn check_batch(
     store: &mut dyn Lookup,
-    outer: [&Staged; 2],
+    group: &Staged,
+    mut cache: Option<&mut Staged>,
     events: Vec<NewEvent>,
     now: &str,
     head: i64,
@@ -83,8 +92,12 @@ pub(crate) fn check_batch(
         let resolved = crate::event::resolve(ev, now)?;
         let mut rec = resolved.record;
         if !resolved.fresh_id {
-            let layers = [&batch, outer[0], outer[1]];
-            let original = match layers.iter().find_map(|l| l.events.get(&rec.event_id)) {
+            let layers = [&batch, group];
+            let original = match layers
+                .into_iter()
+                .chain(cache.as_deref())
+                .find_map(|l| l.events.get(&rec.event_id))
+            {
                 Some(r) => Some(r.clone()),
                 None => store.event(&rec.event_id)?,
             };
@@ -96,8 +109,10 @@ pub(crate) fn check_batch(
                 continue;
             }
         }
-        let layers = [&batch, outer[0], outer[1]];
-        let current = match stream(&layers, &rec.stream) {
+        let layers = [&batch, group];
+        let current = match stream(&layers, &rec.stream)
+            .or_else(|| cache.as_deref().and_then(|c| stream(&[c], &rec.stream)))
+        {
             Some(v) => v,
             None => store.stream_version(&rec.stream)?,
         };
@@ -114,14 +129,22 @@ pub(crate) fn check_batch(
         seq += 1;
         rec.seq = seq;
         let run_snapshot = match rec.run_id.as_deref() {
-            Some(id) if projection::touches_run(&rec) => match run(&layers, id) {
+            Some(id) if projection::touches_run(&rec) => match snapshot(
+                [&batch.runs, &group.runs],
+                cache.as_deref_mut().map(|c| &mut c.runs),
+                id,
+            ) {
                 Some(r) => Some(r),
                 None => store.run(id)?,
             },
             _ => None,
         };
         let order_snapshot = match rec.order_id.as_deref() {
-            Some(id) => match order(&layers, id) {
+            Some(id) => match snapshot(
+                [&batch.orders, &group.orders],
+                cache.as_deref_mut().map(|c| &mut c.orders),
+                id,
+            ) {
                 Some(o) => Some(o),
                 None => store.order(id)?,
             },

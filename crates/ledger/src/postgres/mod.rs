@@ -258,13 +258,12 @@ async fn commit_group(conn: &mut WriterConn, group: Vec<AppendJob>) {
         let (mut table, now_ms) = lease_table(&mut tx, &group).await?;
         let mut staged = Staged::default();
         let mut records = Vec::new();
-        let none = Staged::default();
         for (events, op, reply) in group {
             let result = match &op {
                 Some(op) => table.check(op, now_ms),
                 None => Ok(()),
             }
-            .and_then(|()| staging::check_batch(&mut store, [&staged, &none], events, &now, head));
+            .and_then(|()| staging::check_batch(&mut store, &staged, None, events, &now, head));
             let result = result.map(|(appended, mut batch)| {
                 for a in appended.iter().filter(|a| !a.duplicate) {
                     head = a.record.seq;

@@ -244,7 +244,8 @@ impl<'a> Group<'a> {
         }
         let (appended, mut batch) = staging::check_batch(
             &mut TxLookup(&self.tx),
-            [self.staged, self.cache],
+            self.staged,
+            Some(self.cache),
             events,
             &self.now,
             self.next,
