@@ -52,9 +52,22 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// Default for [`ServeConfig::drain_timeout`].
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What every handler can reach.
+/// What every handler can reach. Extractors and middleware clone the state
+/// for every request, so it is one `Arc` (one atomic increment) rather than
+/// a struct of handles, a watch receiver and the token's string.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// The fields behind [`AppState`].
+#[derive(Clone)]
+pub struct AppStateInner {
     pub ledger: Arc<dyn Ledger>,
     pub token: ApiToken,
     pub milestones: Arc<MilestoneSettings>,
@@ -76,7 +89,7 @@ pub struct AppState {
 impl AppState {
     /// State for a router that is never told to shut down (tests, embedding).
     pub fn new(ledger: Arc<dyn Ledger>, token: ApiToken) -> Self {
-        AppState {
+        AppState(Arc::new(AppStateInner {
             ledger,
             token,
             milestones: Arc::new(MilestoneSettings::default()),
@@ -85,36 +98,42 @@ impl AppState {
             openclawssy: None,
             scheduler: None,
             shutdown: None,
-        }
+        }))
+    }
+
+    /// The fields, to change while the state is being built (copied first
+    /// if a router already shares it).
+    fn fields(&mut self) -> &mut AppStateInner {
+        Arc::make_mut(&mut self.0)
     }
 
     /// The same state with the `/v1` run service and admin API.
     pub fn with_openclawssy(mut self, service: Openclawssy) -> Self {
-        self.openclawssy = Some(service);
+        self.fields().openclawssy = Some(service);
         self
     }
 
     /// The same state with scheduler jobs.
     pub fn with_scheduler(mut self, scheduler: Arc<Scheduler>) -> Self {
-        self.scheduler = Some(scheduler);
+        self.fields().scheduler = Some(scheduler);
         self
     }
 
     /// The same state with the orchestration services.
     pub fn with_orchestrator(mut self, orchestrator: Arc<Orchestrator>) -> Self {
-        self.orchestrator = Some(orchestrator);
+        self.fields().orchestrator = Some(orchestrator);
         self
     }
 
     /// The same state with this data dir (for the Appleseed routes).
     pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.data_dir = Some(Arc::new(dir.into()));
+        self.fields().data_dir = Some(Arc::new(dir.into()));
         self
     }
 
     /// The same state with these milestone settings.
     pub fn with_milestones(mut self, settings: MilestoneSettings) -> Self {
-        self.milestones = Arc::new(settings);
+        self.fields().milestones = Arc::new(settings);
         self
     }
 
@@ -461,7 +480,7 @@ async fn run(
         }
         (_, false) => None,
     };
-    let state = AppState {
+    let state = AppState(Arc::new(AppStateInner {
         ledger,
         token,
         milestones: Arc::new(config.milestones.clone()),
@@ -470,7 +489,7 @@ async fn run(
         openclawssy: openclawssy.clone(),
         scheduler: Some(scheduler),
         shutdown: Some(down_rx),
-    };
+    }));
     let app = router(state, config.body_limit);
     let listener = listener.tap_io(|tcp| {
         // Small JSON responses should not wait on Nagle.
