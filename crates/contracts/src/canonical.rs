@@ -150,10 +150,26 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
 /// UTF-8.
 fn write_string(out: &mut Vec<u8>, units: &[u16]) {
     out.push(b'"');
-    for decoded in char::decode_utf16(units.iter().copied()) {
+    let mut rest = units;
+    while !rest.is_empty() {
+        // Printable ASCII other than `"` and `\` is written as it is: most
+        // of a typical body, copied without decoding.
+        let plain = rest
+            .iter()
+            .take_while(|&&u| (0x20..0x7f).contains(&u) && u != 0x22 && u != 0x5c)
+            .count();
+        let (ascii, tail) = rest.split_at(plain);
+        out.extend(ascii.iter().map(|&u| u as u8));
+        let Some(decoded) = char::decode_utf16(tail.iter().copied()).next() else {
+            break;
+        };
         let c = match decoded {
-            Ok(c) => c,
+            Ok(c) => {
+                rest = &tail[c.len_utf16()..];
+                c
+            }
             Err(lone) => {
+                rest = &tail[1..];
                 push_unicode_escape(out, lone.unpaired_surrogate());
                 continue;
             }

@@ -164,7 +164,11 @@ impl Parser<'_> {
                 self.pos += 1;
             }
             if let Some(raw) = self.text.get(run..self.pos) {
-                units.extend(raw.encode_utf16());
+                if raw.is_ascii() {
+                    units.extend(raw.bytes().map(u16::from));
+                } else {
+                    units.extend(raw.encode_utf16());
+                }
             }
             match self.peek() {
                 Some(b'"') => {
