@@ -49,7 +49,7 @@ fn stream(layers: &[&Staged], name: &str) -> Option<i64> {
 }
 
 /// A snapshot as the batch will change it: copied from the batch's or the
-/// group's layer (a failed batch must leave the group's intact), else taken
+/// group's layer (which must stay whole whatever this event does), else taken
 /// out of the cache rather than copied. The cache holds only committed state,
 /// which the store holds too, so a snapshot lost with a failed batch or group
 /// costs one read later, never a wrong answer.
@@ -74,9 +74,9 @@ pub(crate) trait Lookup {
 
 /// Resolves, de-duplicates, version-checks and projects one batch without
 /// writing anything: state is read through the group's layer, then the cache
-/// of committed state (if any), then `store`. Returns the outcome of each event (new ones
-/// numbered from `head + 1`) and the batch's own layer, to be absorbed into
-/// the group once its records are written.
+/// of committed state (if any), then `store`. Returns the outcome of each
+/// event (new ones numbered from `head + 1`) and the batch's own layer, to be
+/// absorbed into the group once its records are written.
 pub(crate) fn check_batch(
     store: &mut dyn Lookup,
     group: &Staged,

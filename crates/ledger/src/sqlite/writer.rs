@@ -168,9 +168,10 @@ struct Group<'a> {
 /// the copy stays true until the group applies its outcome after the commit,
 /// and the rows are not locked across the commit (callers of `lease` and
 /// heartbeats would block on it). The exception is a reap, whose check
-/// ("lapsed") a heartbeat could falsify meanwhile: a group with one holds the
-/// rows from before its first lease op until the outcome is applied, so a
-/// heartbeat cannot revive a lease being reaped.
+/// ("lapsed") a heartbeat could falsify meanwhile: a group whose first lease
+/// op is a reap holds the rows from then until the outcome is applied, so a
+/// heartbeat cannot revive a lease being reaped (a reap arriving after other
+/// lease ops starts the next group).
 #[derive(Default)]
 struct Leases<'a> {
     table: Option<lease::Table>,
