@@ -22,7 +22,7 @@ pub fn parse_value(text: &[u8]) -> serde_json::Result<Value> {
 
 /// `text` with every `\uXXXX` escape of an unpaired surrogate inside a string
 /// replaced by `\ufffd`; `None` when there is none to replace.
-pub fn replace_lone_surrogates(text: &[u8]) -> Option<Vec<u8>> {
+fn replace_lone_surrogates(text: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len());
     let mut changed = false;
     let mut in_string = false;

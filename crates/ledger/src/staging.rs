@@ -92,12 +92,9 @@ pub(crate) fn check_batch(
         let resolved = crate::event::resolve(ev, now)?;
         let mut rec = resolved.record;
         if !resolved.fresh_id {
+            // The cache keeps no events: once stored, the store answers.
             let layers = [&batch, group];
-            let original = match layers
-                .into_iter()
-                .chain(cache.as_deref())
-                .find_map(|l| l.events.get(&rec.event_id))
-            {
+            let original = match layers.iter().find_map(|l| l.events.get(&rec.event_id)) {
                 Some(r) => Some(r.clone()),
                 None => store.event(&rec.event_id)?,
             };
