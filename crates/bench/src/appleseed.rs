@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use garrison_services::appleseed::Appleseed;
+use garrison_appleseed::Appleseed;
 use serde_json::{Value, json};
 
 use crate::stats::round3;

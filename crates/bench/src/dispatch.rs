@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use garrison_agent::UnitOutcome;
+use garrison_client::ServerUrl;
 use garrison_contracts::ironclaw::{EventType, NewEvent, OrderStatus, RunStatus};
 use garrison_ledger::{Ledger, format_ts};
+use garrison_orchestration::in_flight::InFlight;
+use garrison_orchestration::{Job, Report, new_id};
 use garrison_server::{OrchestrationSettings, Orchestrator, ServeConfig};
-use garrison_services::http_client::ServerUrl;
-use garrison_services::in_flight::InFlight;
-use garrison_services::orchestration::{Job, Report, new_id};
 use serde_json::{Value, json};
 
 use crate::ledger::{Target, median, reset_postgres, targets};

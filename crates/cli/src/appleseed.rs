@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use garrison_services::appleseed::{
+use garrison_appleseed::{
     Appleseed, Error, IngestOutcome, render_governance_markdown, render_inspection_markdown,
     render_session_markdown,
 };

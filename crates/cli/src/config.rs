@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use garrison_agent::UnitProfile;
-use garrison_services::orchestration::{Bootstrap, GateCommand, Retention};
+use garrison_orchestration::{Bootstrap, GateCommand, Retention};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 pub const CONFIG_FILE: &str = "garrison.toml";
@@ -289,7 +289,7 @@ fn outbox_spec(c: &MilestonesConfig) -> Result<OutboxSpec> {
             TargetConfig::Url(u) => (u, None),
             TargetConfig::Table { url, secret_env } => (url, secret_env.as_deref()),
         };
-        garrison_services::http_client::ServerUrl::parse(url)
+        garrison_client::ServerUrl::parse(url)
             .with_context(|| format!("[milestones] targets: {url} is not a usable target"))?;
         if var.is_some_and(|v| v.trim().is_empty()) {
             bail!("[milestones] targets: secret_env of {url} is blank");

@@ -19,8 +19,8 @@ use clap::Args;
 use garrison_agent::{PromptMode, UnitProfile};
 use garrison_contracts::ironclaw::{EventType, RunStatus};
 use garrison_ledger::Query;
+use garrison_orchestration::{CreateRun, GateCommand, Orchestrator, PlanSource};
 use garrison_server::{OutboxConfig, Ready, ServeConfig};
-use garrison_services::orchestration::{CreateRun, GateCommand, Orchestrator, PlanSource};
 use serde_json::{Value, json};
 
 use crate::config::{Global, Settings};

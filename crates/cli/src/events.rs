@@ -12,7 +12,7 @@ use garrison_contracts::ironclaw::EventType;
 use garrison_ledger::{Ledger, Query, Record, tail};
 
 use crate::config::{Global, Settings};
-use garrison_services::http_client::{ServerUrl, encode, error_message};
+use garrison_client::{ServerUrl, encode, error_message};
 
 /// Page size for reads (the server's maximum).
 const PAGE: i64 = 1000;

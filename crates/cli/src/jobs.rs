@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use crate::config::{Global, Settings};
-use garrison_services::http_client::{ServerUrl, encode, error_message};
+use garrison_client::{ServerUrl, encode, error_message};
 
 const AFTER_HELP: &str = "\
 A job starts a run of its agent with its message each time it fires.

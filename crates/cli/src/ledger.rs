@@ -142,26 +142,17 @@ async fn export_to_file(
     path: &std::path::Path,
     bar: &ProgressBar,
 ) -> Result<backup::BackupStats> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".partial");
-    let tmp = PathBuf::from(tmp_name);
-    let file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    let mut w = BufWriter::new(&file);
-    let written = backup::export(ledger, &mut w, |n| bar.set_position(n)).await;
-    let stats = match written.map_err(anyhow::Error::from).and_then(|s| {
-        w.flush()?;
-        Ok(s)
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            drop(w);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context("export"));
-        }
-    };
+    let mut file = garrison_files::AtomicFile::create(path, garrison_files::SHARED)
+        .with_context(|| format!("create a temp file beside {}", path.display()))?;
+    let mut w = BufWriter::new(file.file());
+    let stats = backup::export(ledger, &mut w, |n| bar.set_position(n))
+        .await
+        .context("export")?;
+    w.flush().context("export")?;
     drop(w);
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    // Dropped uncommitted on any error above, the temp file goes with it.
+    file.commit()
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(stats)
 }
 

@@ -13,10 +13,10 @@ use garrison_contracts::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use serde_json::{Value, json};
 
 use crate::config::{Global, Settings};
+use garrison_client::{ServerUrl, error_message};
 use garrison_contracts::ironclaw::EventType;
 use garrison_ledger::Query;
-use garrison_services::http_client::{ServerUrl, error_message};
-use garrison_services::milestones::summarize;
+use garrison_milestones::summarize;
 
 /// Where the signing secret comes from unless `--secret-env` says otherwise.
 const SECRET_ENV: &str = "GARRISON_MILESTONE_SECRET";

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use garrison_contracts::ironclaw::{EventType, RunStatus};
 use garrison_ledger::{OrderSnapshot, RunSnapshot};
-use garrison_services::orchestration::Orchestrator;
+use garrison_orchestration::Orchestrator;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// What an order shows: its status, and its integration once it completed.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use garrison_contracts::ironclaw::RunStatus;
-use garrison_services::orchestration::{CreateRun, Orchestrator, PlanSource, spawn_workers};
+use garrison_orchestration::{CreateRun, Orchestrator, PlanSource, spawn_workers};
 use serde_json::Value;
 
 use crate::config::{Global, Settings};

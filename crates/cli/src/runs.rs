@@ -11,7 +11,7 @@ use garrison_ledger::{OrderSnapshot, RunSnapshot};
 use serde::Serialize;
 
 use crate::config::{Global, Settings};
-use garrison_services::http_client::{ServerUrl, encode, error_message};
+use garrison_client::{ServerUrl, encode, error_message};
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCmd {

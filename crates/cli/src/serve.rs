@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use garrison_orchestration::Roles;
 use garrison_server::{Ready, ServeConfig, TokenSource};
-use garrison_services::orchestration::Roles;
 
 use crate::config::{Global, Settings};
 

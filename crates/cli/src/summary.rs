@@ -3,7 +3,7 @@
 
 use garrison_contracts::ironclaw::EventType;
 use garrison_ledger::RunSnapshot;
-use garrison_services::orchestration::Orchestrator;
+use garrison_orchestration::Orchestrator;
 use serde_json::{Value, json};
 
 /// The summary document for a run.

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use garrison_services::http_client::{ServerUrl, error_message};
-use garrison_services::in_flight::InFlight;
-use garrison_services::orchestration::{Job, Report, execute};
+use garrison_client::{ServerUrl, error_message};
+use garrison_orchestration::in_flight::InFlight;
+use garrison_orchestration::{Job, Report, execute};
 use serde_json::{Value, json};
 
 use crate::config::{Global, Settings};

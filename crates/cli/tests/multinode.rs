@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use garrison_services::http_client::ServerUrl;
+use garrison_client::ServerUrl;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "multinode-test-token-0123456789abcdef";

@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod signature;
 pub mod task;
 pub mod validate;
+pub mod values;
 pub mod verdict;
 pub mod workflow;
 

@@ -8,9 +8,7 @@
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use garrison_contracts::openclawssy::ErrorBody;
-use garrison_services::openclawssy::{
-    AgentConfig, SessionFilter, SessionInfo, Status, StoredMessage,
-};
+use garrison_runtime::{AgentConfig, SessionFilter, SessionInfo, Status, StoredMessage};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;

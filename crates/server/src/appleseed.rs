@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use garrison_services::appleseed::{Appleseed, Error};
+use garrison_appleseed::{Appleseed, Error};
 use serde_json::{Value, json};
 
 use crate::AppState;

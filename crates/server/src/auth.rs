@@ -2,8 +2,6 @@
 //! checks it in constant time.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Request, State};
@@ -168,34 +166,13 @@ fn write_new(path: &Path, token: &str) -> Result<ApiToken, TokenError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(werr)?;
-    let tmp = dir.join(format!(".{TOKEN_FILE}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(token.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            // Filesystems without hard links: fall back to an atomic rename.
-            Err(_) => std::fs::rename(&tmp, path).map(|()| true),
-        }
-    })();
-    let _ = std::fs::remove_file(&tmp);
+    let result = garrison_files::create_once(
+        path,
+        format!("{token}\n").as_bytes(),
+        garrison_files::PRIVATE,
+    );
     match result.map_err(werr)? {
-        true => {
-            // Make the new directory entry durable too.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(ApiToken::new(token))
-        }
+        true => Ok(ApiToken::new(token)),
         false => read_stored_token(dir)?.ok_or_else(|| {
             werr(std::io::Error::other(
                 "another process created an empty token file",

@@ -12,7 +12,7 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use garrison_contracts::openclawssy::ErrorBody;
-use garrison_services::scheduler::{FireView, JobInput, JobView, Scheduler, SchedulerError};
+use garrison_scheduler::{FireView, JobInput, JobView, Scheduler, SchedulerError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use crate::route_table::Routes;
 /// Fires `GET …/fires` returns without `?limit=`.
 const DEFAULT_FIRES: usize = 20;
 /// Most fires one request returns (what the scheduler keeps per job).
-const MAX_FIRES: usize = garrison_services::scheduler::state::KEEP_FIRES;
+const MAX_FIRES: usize = garrison_scheduler::state::KEEP_FIRES;
 // The OpenAPI document states this bound (`FiresQuery`'s `maximum`).
 const _: () = assert!(MAX_FIRES == 50);
 

@@ -7,7 +7,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use garrison_services::learning::{LearningError, tick as policy_tick};
+use garrison_appleseed::learning::{LearningError, tick as policy_tick};
 
 use crate::AppState;
 use crate::ironclaw::{ApiError, Failure, Success, ok};

@@ -37,12 +37,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
-pub use garrison_services::milestones::{OutboxConfig, Target as MilestoneTarget};
-pub use garrison_services::openclawssy::{
-    EnvProvider, Openclawssy, Settings as OpenclawssySettings,
-};
-pub use garrison_services::orchestration::{Orchestrator, Settings as OrchestrationSettings};
-pub use garrison_services::scheduler::{RunLauncher, Scheduler};
+pub use garrison_milestones::{OutboxConfig, Target as MilestoneTarget};
+pub use garrison_orchestration::{Orchestrator, Settings as OrchestrationSettings};
+pub use garrison_runtime::{EnvProvider, Openclawssy, Settings as OpenclawssySettings};
+pub use garrison_scheduler::{RunLauncher, Scheduler};
 pub use milestones::MilestoneSettings;
 pub use route_table::{Route, Routes};
 
@@ -325,7 +323,7 @@ pub async fn serve(
     }
     let ledger = garrison_ledger::open(&config.data_dir, config.database_url.as_deref()).await?;
     // Every append in this process is counted for `/metrics`.
-    let ledger = garrison_services::metrics::Metered::wrap(ledger);
+    let ledger = garrison_metrics::Metered::wrap(ledger);
     let result = run(config, addr, ledger.clone(), shutdown, on_ready).await;
     // Close even when serving failed, so acknowledged appends are flushed.
     let closed = ledger.close().await;
@@ -388,11 +386,7 @@ async fn run(
     let (down_tx, down_rx) = watch::channel(false);
     let backend = ledger.backend();
     let outbox = (!config.outbox.targets.is_empty()).then(|| {
-        let run = garrison_services::milestones::run(
-            ledger.clone(),
-            config.outbox.clone(),
-            down_rx.clone(),
-        );
+        let run = garrison_milestones::run(ledger.clone(), config.outbox.clone(), down_rx.clone());
         tokio::spawn(async move {
             // A failed outbox must not take the API down; say so at once.
             if let Err(e) = run.await {
@@ -407,7 +401,7 @@ async fn run(
         .as_ref()
         .is_some_and(|o| o.roles.co)
         .then(|| {
-            let run = garrison_services::learning::appleseed_feed::run(
+            let run = garrison_appleseed::learning::appleseed_feed::run(
                 ledger.clone(),
                 config.data_dir.clone(),
                 down_rx.clone(),
@@ -447,11 +441,11 @@ async fn run(
     };
     let mut workers = orchestrator
         .clone()
-        .map(|o| garrison_services::orchestration::spawn_workers(o, down_rx.clone()));
+        .map(|o| garrison_orchestration::spawn_workers(o, down_rx.clone()));
     // On a shared ledger other nodes enqueue, claim and settle orders too:
     // follow their appends into this node's queue.
     if shared && let (Some(o), Some(handles)) = (orchestrator.clone(), workers.as_mut()) {
-        handles.push(garrison_services::orchestration::spawn_follower(
+        handles.push(garrison_orchestration::spawn_follower(
             o,
             head,
             down_rx.clone(),
@@ -467,10 +461,9 @@ async fn run(
     let firing = match (&launcher, config.fire_jobs) {
         (Some(launcher), true) => {
             let runner = scheduler.runner(launcher.clone());
-            Some(tokio::spawn(runner.run(
-                down_rx.clone(),
-                garrison_services::scheduler::DEFAULT_POLL,
-            )))
+            Some(tokio::spawn(
+                runner.run(down_rx.clone(), garrison_scheduler::DEFAULT_POLL),
+            ))
         }
         (None, true) => {
             tracing::info!(

@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use garrison_services::metrics::METRICS;
+use garrison_metrics::METRICS;
 
 use crate::AppState;
 use crate::route_table::Routes;

@@ -146,7 +146,7 @@ struct Deliveries {
     ok: bool,
     /// One per delivery, its latest state, newest first.
     #[schema(value_type = Vec<Object>)]
-    items: Vec<garrison_services::milestones::DeliverySummary>,
+    items: Vec<garrison_milestones::DeliverySummary>,
 }
 
 /// Why an ingest was refused.
@@ -197,7 +197,7 @@ enum Accepted {
     ),
 )]
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let metrics = &garrison_services::metrics::METRICS;
+    let metrics = &garrison_metrics::METRICS;
     let outcome = check_and_store(&state, &headers, body).await;
     match &outcome {
         Ok(Accepted::New(_)) => metrics.ingest_accepted.add(1),
@@ -466,7 +466,7 @@ async fn deliveries(State(state): State<AppState>) -> Response {
             StatusCode::OK,
             Deliveries {
                 ok: true,
-                items: garrison_services::milestones::summarize(&records),
+                items: garrison_milestones::summarize(&records),
             },
         ),
         Err(e) => unavailable(e),

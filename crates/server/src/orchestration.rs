@@ -17,7 +17,7 @@ use garrison_contracts::ironclaw::api::{
 };
 use garrison_contracts::ironclaw::{ChatMode, EventType, NewEvent, RunStatus};
 use garrison_ledger::RunSnapshot;
-use garrison_services::orchestration::{OrchestrationError, Orchestrator, PlanSource, Report};
+use garrison_orchestration::{OrchestrationError, Orchestrator, PlanSource, Report};
 use garrison_vault::PrepareFiles;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -89,7 +89,7 @@ struct Planned {
     #[schema(value_type = Object)]
     dependencies: serde_json::Map<String, Value>,
     #[schema(value_type = Vec<Object>)]
-    orders: Vec<garrison_services::orchestration::PlannedOrder>,
+    orders: Vec<garrison_orchestration::PlannedOrder>,
 }
 
 /// `data` of `POST /runs/{id}/dispatch`.
@@ -234,7 +234,7 @@ async fn create_run(
     req.validate()
         .map_err(|e| ApiError::schema_invalid(e.to_string()))?;
     let run = orch(&state, "co")?
-        .create_run(&garrison_services::orchestration::CreateRun {
+        .create_run(&garrison_orchestration::CreateRun {
             user_id: Some(req.user_id),
             theater_hint: req.theater_hint,
             objective: req.objective,
@@ -731,7 +731,7 @@ async fn job(
     let worktree_path = job.message.worktree_path.clone();
     let attempt = job.message.attempt;
     let runner = o.clone();
-    tokio::spawn(async move { garrison_services::orchestration::run_job(&runner, job).await });
+    tokio::spawn(async move { garrison_orchestration::run_job(&runner, job).await });
     Ok(ok(
         StatusCode::ACCEPTED,
         JobStarted {

@@ -12,9 +12,7 @@ use garrison_contracts::openclawssy::{
     ChatMessageRequest, ChatMessageResponse, CreateRunRequest, CreateRunResponse, ErrorBody,
     V1RunStatus,
 };
-use garrison_services::openclawssy::{
-    ChatReply, Openclawssy, OpenclawssyError, StartRun, StoredRun,
-};
+use garrison_runtime::{ChatReply, Openclawssy, OpenclawssyError, StartRun, StoredRun};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;

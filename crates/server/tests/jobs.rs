@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Resp, Server, TOKEN, config, request};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use garrison_scheduler::{LaunchRequest, LaunchedRun, RunOutcome};
 use garrison_server::RunLauncher;
-use garrison_services::scheduler::{LaunchRequest, LaunchedRun, RunOutcome};
 use serde_json::{Value, json};
 
 /// Asserts `{"error":{"code","message"}}` with `code` and returns the message.

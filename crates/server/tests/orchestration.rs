@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::{Resp, Server, request};
 use garrison_agent::{PromptMode, UnitProfile};
+use garrison_orchestration::{Job, execute};
 use garrison_server::{OrchestrationSettings, ServeConfig};
-use garrison_services::orchestration::{Job, execute};
 use serde_json::{Value, json};
 
 /// Reads the prompt, writes an artifact and a tracked file of its own.

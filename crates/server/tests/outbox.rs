@@ -362,7 +362,7 @@ async fn two_outboxes_over_one_embedded_ledger_send_each_attempt_once() {
     let (stop, down) = tokio::sync::watch::channel(false);
     let mut outboxes = Vec::new();
     for _ in 0..2 {
-        outboxes.push(tokio::spawn(garrison_services::milestones::run(
+        outboxes.push(tokio::spawn(garrison_milestones::run(
             ledger.clone(),
             outbox(&rx.url(), 5, 50),
             down.clone(),

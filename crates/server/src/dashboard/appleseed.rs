@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use garrison_services::appleseed::{GOVERNANCE_REPORT, REPORTS_DIR};
+use garrison_appleseed::{GOVERNANCE_REPORT, REPORTS_DIR};
 use serde_json::Value;
 
 use super::{Nav, Tab, render, text, when};

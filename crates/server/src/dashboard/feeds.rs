@@ -263,7 +263,7 @@ pub async fn milestones(State(state): State<AppState>) -> Response {
             key: text(d.get("idempotencyKey"), 120),
         })
         .collect();
-    let deliveries = garrison_services::milestones::summarize(&steps)
+    let deliveries = garrison_milestones::summarize(&steps)
         .iter()
         .filter_map(|s| serde_json::to_value(s).ok())
         .map(|d| Delivery {

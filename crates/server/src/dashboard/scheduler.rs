@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use garrison_services::scheduler::{JobView, SchedulerError};
+use garrison_scheduler::{JobView, SchedulerError};
 
 use super::{Nav, Tab, clip, error_page, render, when};
 use crate::AppState;
