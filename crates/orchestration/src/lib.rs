@@ -27,6 +27,7 @@ mod prompt;
 pub mod queue;
 mod settings;
 mod theaters;
+mod worktrees;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,7 @@ pub use pool::{patrol_once, run_job, spawn_follower, spawn_workers};
 pub use queue::Queue;
 pub use settings::{Bootstrap, GateCommand, Retention, Roles, Settings};
 pub use theaters::Theaters;
+pub use worktrees::{Archived, PREPARED_FILES, Worktree};
 
 /// The shared state of the orchestration services. See the module docs.
 pub struct Orchestrator {

@@ -15,16 +15,16 @@ use garrison_contracts::ironclaw::api::{
     ChatRequest, CreateRunRequest, IntegrateRequest, JobRequest, PrepareRequest, TheaterRequest,
     WorktreeCreated, WorktreeRequest,
 };
-use garrison_contracts::ironclaw::{ChatMode, EventType, NewEvent, RunStatus};
+use garrison_contracts::ironclaw::{ChatMode, RunStatus};
 use garrison_ledger::RunSnapshot;
-use garrison_orchestration::{OrchestrationError, Orchestrator, PlanSource, Report};
-use garrison_vault::PrepareFiles;
+use garrison_orchestration::{Orchestrator, PREPARED_FILES, PlanSource, Report};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ApiJson, ApiQuery, Failure, Success, ok};
+use crate::error::OrchestrationUnavailable;
+use crate::error::{ApiError, ApiJson, ApiQuery, Failure, Success, ok};
 use crate::route_table::Routes;
 
 /// Longest long-poll a remote worker may ask for.
@@ -141,20 +141,6 @@ struct Extended {
     extended: bool,
 }
 
-impl From<OrchestrationError> for ApiError {
-    fn from(e: OrchestrationError) -> Self {
-        if let OrchestrationError::Ledger(le) = e {
-            return le.into();
-        }
-        let status =
-            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!(error = %e, "orchestration failure");
-        }
-        ApiError::new(status, e.code(), e.to_string())
-    }
-}
-
 /// The orchestrator, when this node runs the service `role` (503 otherwise).
 fn orch(state: &AppState, role: &str) -> Result<Arc<Orchestrator>, ApiError> {
     let o = state.orchestrator.clone().ok_or_else(|| {
@@ -182,7 +168,7 @@ fn orch(state: &AppState, role: &str) -> Result<Arc<Orchestrator>, ApiError> {
         (status = 202, description = "`mode: async`: the run was created.", body = Success<ChatQueued>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 422, description = "Missing `user_id` or `message` (`SCHEMA_INVALID`).", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -223,7 +209,7 @@ async fn chat(
         (status = 201, description = "The run, `OPEN`.", body = Success<RunCreated>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 422, description = "Missing `user_id` or `objective`.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -281,7 +267,7 @@ struct PlanBody {
         (status = 404, description = "No such run.", body = Failure),
         (status = 409, description = "The run is not open or already planned.", body = Failure),
         (status = 422, description = "An invalid plan, or both `plan` and `planner`.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -338,7 +324,7 @@ async fn plan(
         (status = 200, description = "What was enqueued or blocked.", body = Success<Dispatched>),
         (status = 404, description = "No such run.", body = Failure),
         (status = 409, description = "The run has no plan yet.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -366,7 +352,7 @@ async fn dispatch(
     responses(
         (status = 200, description = "The reply and the run's status.", body = Success<Synthesized>),
         (status = 404, description = "No such run.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -418,7 +404,7 @@ async fn theater(
     responses(
         (status = 200, description = "The observer's findings.", body = Success<serde_json::Value>),
         (status = 404, description = "No such theater.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -428,60 +414,6 @@ async fn observer_patrol(
 ) -> Result<Response, ApiError> {
     let report = orch(&state, "observer")?.patrol_theater(&id).await?;
     Ok(ok(StatusCode::OK, report))
-}
-
-/// The theater of an order: the ledger's, else the request's, else the default.
-async fn theater_of(
-    o: &Orchestrator,
-    order_id: &str,
-    given: Option<String>,
-) -> Result<garrison_vault::Theater, ApiError> {
-    let known = o
-        .ledger
-        .order_snapshot(order_id)
-        .await?
-        .and_then(|s| s.theater_id);
-    let id = known
-        .or(given)
-        .unwrap_or_else(|| o.settings.default_theater.clone());
-    Ok(o.theaters.open(&id, None).await?)
-}
-
-/// Appends vault events for an order, carrying its run when the ledger knows it.
-async fn record_vault_events(
-    o: &Orchestrator,
-    theater_id: &str,
-    order_id: &str,
-    events: Vec<(EventType, Value)>,
-) -> Result<(), ApiError> {
-    let run_id = o
-        .ledger
-        .order_snapshot(order_id)
-        .await?
-        .and_then(|s| s.run_id);
-    let batch = events
-        .into_iter()
-        .map(|(t, payload)| {
-            let mut e = NewEvent::new(t)
-                .theater(theater_id)
-                .order(order_id)
-                .payload(payload);
-            e.garrison_id = o.settings.garrison_id.clone();
-            e.run_id = run_id.clone();
-            e
-        })
-        .collect();
-    o.ledger.append_batch(batch).await?;
-    Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, garrison_vault::VaultError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("vault task: {e}")))?
-        .map_err(|e| OrchestrationError::from(e).into())
 }
 
 #[utoipa::path(
@@ -495,7 +427,7 @@ async fn blocking<T: Send + 'static>(
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 409, description = "The worktree or branch exists.", body = Failure),
         (status = 422, description = "A bad id or branch name.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -503,23 +435,9 @@ async fn create_worktree(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<WorktreeRequest>,
 ) -> Result<Response, ApiError> {
-    let o = orch(&state, "vault")?;
-    let theater = o.theaters.open(&req.theater_id, None).await?;
-    let branch = req.branch_name();
-    let order_id = req.order_id.clone();
-    let t = theater.clone();
-    let wt = blocking(move || t.create_worktree(&order_id, &branch)).await?;
-    let payload = json!({"worktree_path": wt.path.display().to_string(), "branch": wt.branch, "base_sha": wt.base_sha});
-    record_vault_events(
-        &o,
-        &req.theater_id,
-        &req.order_id,
-        vec![
-            (EventType::WorktreeCreated, payload.clone()),
-            (EventType::WorktreeReady, payload),
-        ],
-    )
-    .await?;
+    let wt = orch(&state, "vault")?
+        .create_worktree(&req.theater_id, &req.order_id, &req.branch_name())
+        .await?;
     Ok(ok(
         StatusCode::CREATED,
         WorktreeCreated {
@@ -541,7 +459,7 @@ async fn create_worktree(
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 404, description = "No worktree for the order.", body = Failure),
         (status = 422, description = "An invalid `order.json`, or a different order id than the path's.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -550,38 +468,20 @@ async fn prepare(
     Path(order_id): Path<String>,
     ApiJson(req): ApiJson<PrepareRequest>,
 ) -> Result<Response, ApiError> {
-    req.order
-        .validate()
-        .map_err(|e| ApiError::schema_invalid(e.to_string()))?;
     if req.order.order_id != order_id {
         return Err(ApiError::schema_invalid(format!(
             "order.order_id `{}` does not match the path's `{order_id}`",
             req.order.order_id
         )));
     }
-    let o = orch(&state, "vault")?;
-    let theater = theater_of(&o, &order_id, Some(req.order.theater_id.clone())).await?;
-    let id = order_id.clone();
-    let wt = blocking(move || theater.worktree(&id)).await?;
-    let order_json =
-        serde_json::to_value(&req.order).map_err(|e| ApiError::internal(e.to_string()))?;
-    let task_md = format!(
-        "# Order {}\n\nObjective: {}\n",
-        req.order.order_id, req.order.objective
-    );
-    let files = PrepareFiles {
-        order_json,
-        task_md,
-        state_json: json!({"order_id": order_id, "run_id": req.order.run_id, "status": "PREPARED"}),
-        assignment: None,
-    };
-    let path = wt.path.clone();
-    blocking(move || garrison_vault::prepare(&path, &files)).await?;
+    let wt = orch(&state, "vault")?
+        .prepare_worktree_files(&req.order)
+        .await?;
     Ok(ok(
         StatusCode::OK,
         Prepared {
             worktree_path: wt.path.display().to_string(),
-            files: vec!["order.json", "task.md", "state.json"],
+            files: PREPARED_FILES.to_vec(),
         },
     ))
 }
@@ -597,26 +497,6 @@ struct TheaterParam {
     force: Option<bool>,
 }
 
-/// Runs a vault operation on an order's worktree (in its theater) and
-/// records the event it produced.
-async fn worktree_op<T: Send + 'static>(
-    state: &AppState,
-    order_id: &str,
-    theater_id: Option<String>,
-    op: impl FnOnce(&garrison_vault::Theater, &str) -> Result<T, garrison_vault::VaultError>
-    + Send
-    + 'static,
-    event: impl FnOnce(&T) -> (EventType, Value),
-) -> Result<T, ApiError> {
-    let o = orch(state, "vault")?;
-    let theater = theater_of(&o, order_id, theater_id).await?;
-    let tid = theater.theater_id.clone();
-    let id = order_id.to_string();
-    let done = blocking(move || op(&theater, &id)).await?;
-    record_vault_events(&o, &tid, order_id, vec![event(&done)]).await?;
-    Ok(done)
-}
-
 #[utoipa::path(
     post,
     path = "/worktrees/{order_id}/archive",
@@ -629,7 +509,7 @@ async fn worktree_op<T: Send + 'static>(
     responses(
         (status = 200, description = "The archive tag and commit (WORKTREE_ARCHIVED appended).", body = Success<serde_json::Value>),
         (status = 404, description = "No worktree for the order.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -638,19 +518,9 @@ async fn archive(
     Path(order_id): Path<String>,
     ApiQuery(q): ApiQuery<TheaterParam>,
 ) -> Result<Response, ApiError> {
-    let archived = worktree_op(
-        &state,
-        &order_id,
-        q.theater_id,
-        |t, id| t.archive(id),
-        |a| {
-            (
-                EventType::WorktreeArchived,
-                json!({"tag": a.tag, "commit_sha": a.commit_sha}),
-            )
-        },
-    )
-    .await?;
+    let archived = orch(&state, "vault")?
+        .archive_worktree(&order_id, q.theater_id)
+        .await?;
     Ok(ok(StatusCode::OK, archived))
 }
 
@@ -669,7 +539,7 @@ async fn archive(
         (status = 200, description = "Removed (WORKTREE_REMOVED appended).", body = Success<Removed>),
         (status = 404, description = "No worktree for the order.", body = Failure),
         (status = 409, description = "Uncommitted changes and no `force=true`.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -679,14 +549,9 @@ async fn remove_worktree(
     ApiQuery(q): ApiQuery<TheaterParam>,
 ) -> Result<Response, ApiError> {
     let force = q.force.unwrap_or(false);
-    worktree_op(
-        &state,
-        &order_id,
-        q.theater_id,
-        move |t, id| t.remove_worktree(id, force),
-        |()| (EventType::WorktreeRemoved, json!({"force": force})),
-    )
-    .await?;
+    orch(&state, "vault")?
+        .remove_order_worktree(&order_id, q.theater_id, force)
+        .await?;
     Ok(ok(
         StatusCode::OK,
         Removed {
@@ -709,7 +574,7 @@ async fn remove_worktree(
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 409, description = "The order is not enqueued and eligible (`CONCURRENCY_CONFLICT`).", body = Failure),
         (status = 422, description = "A body of the wrong shape.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -755,7 +620,7 @@ async fn job(
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 404, description = "No such order.", body = Failure),
         (status = 409, description = "The order is not ready to integrate.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -780,7 +645,7 @@ async fn integrate(
     summary = "Duty officer: one patrol",
     responses(
         (status = 200, description = "Expired leases, reissues, failures and escalations.", body = Success<serde_json::Value>),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -798,7 +663,7 @@ async fn duty_patrol(State(state): State<AppState>) -> Result<Response, ApiError
     summary = "Sentinel: one audit",
     responses(
         (status = 200, description = "The sentinel's findings.", body = Success<serde_json::Value>),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -825,7 +690,7 @@ struct ClaimBody {
         (status = 200, description = "The job (queue message, lease token, unit profile, order, assignment, prompt), or `data: null` when nothing became eligible in time.", body = Success<serde_json::Value>),
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 422, description = "An empty `unit_id`.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -914,7 +779,7 @@ async fn worker_heartbeat(
         (status = 400, description = "Malformed JSON.", body = Failure),
         (status = 409, description = "The lease no longer holds the order.", body = Failure),
         (status = 422, description = "A body of the wrong shape.", body = Failure),
-        (status = 503, description = "Orchestration is not running on this node, or the ledger is unavailable.", body = Failure),
+        OrchestrationUnavailable,
     ),
     security(("bearer" = [])),
 )]
