@@ -1,73 +1,21 @@
-//! The milestone surface (milestone-ingest.md, DESIGN.md "Milestone
-//! signatures"): signed, idempotent ingest, the feed, and the dead letter.
-//!
-//! Accepted milestones are `MILESTONE_RECEIVED` ledger events whose `event_id`
-//! is derived from the idempotency key, so "exactly one acceptance per key" is
-//! the ledger's idempotent append — under concurrency and across restarts.
-//! Rejections come from unauthenticated callers and go to a bounded
-//! dead-letter mailbox beside the log, never into it.
-
-use std::time::Duration;
+//! The milestone surface (milestone-ingest.md): signed, idempotent ingest,
+//! the feed, and the dead letter, over `garrison_milestones::Ingest`. These
+//! handlers only translate HTTP: headers and body in, the contract's
+//! `{ok,status,…}` shapes and statuses out.
 
 use axum::body::Body;
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use garrison_contracts::ironclaw::EventType;
-use garrison_contracts::milestone::{MilestoneEnvelope, MilestoneEvent, idempotency_key};
+use garrison_contracts::milestone::{MilestoneEnvelope, MilestoneEvent};
 use garrison_contracts::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use garrison_ledger::{NewEvent, Query, format_ts};
+use garrison_milestones::{Accepted, Ingest, Refusal, Signed, TooLarge};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::route_table::Routes;
-
-/// The dead-letter mailbox of this surface.
-const MAILBOX: &str = "milestones";
-/// The stream accepted milestones are appended to.
-const STREAM: &str = "milestones";
-const DEFAULT_FEED_PAGE: usize = 20;
-
-/// How the ingest checks and bounds what it receives.
-#[derive(Clone)]
-pub struct MilestoneSettings {
-    /// The HMAC secret; ingest answers 500 while it is unset.
-    pub secret: Option<Vec<u8>>,
-    /// Largest accepted distance between `x-openclaw-timestamp` and now.
-    pub tolerance: Duration,
-    /// Largest accepted body.
-    pub max_body: usize,
-    /// Most items the feed returns.
-    pub feed_limit: usize,
-    /// Rejections kept in the dead letter.
-    pub dead_letter_limit: usize,
-}
-
-impl Default for MilestoneSettings {
-    fn default() -> Self {
-        MilestoneSettings {
-            secret: None,
-            tolerance: Duration::from_secs(300),
-            max_body: 64 * 1024,
-            feed_limit: 50,
-            dead_letter_limit: 100,
-        }
-    }
-}
-
-impl std::fmt::Debug for MilestoneSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MilestoneSettings")
-            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
-            .field("tolerance", &self.tolerance)
-            .field("max_body", &self.max_body)
-            .field("feed_limit", &self.feed_limit)
-            .field("dead_letter_limit", &self.dead_letter_limit)
-            .finish()
-    }
-}
 
 /// The ingest route. It carries no bearer token: the HMAC signature is its
 /// authentication, and it applies its own body limit.
@@ -149,33 +97,6 @@ struct Deliveries {
     items: Vec<garrison_milestones::DeliverySummary>,
 }
 
-/// Why an ingest was refused.
-struct Rejection {
-    status: StatusCode,
-    reason: String,
-    key: Option<String>,
-}
-
-impl Rejection {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Rejection {
-            status,
-            reason: reason.into(),
-            key: None,
-        }
-    }
-
-    fn with_key(mut self, key: &str) -> Self {
-        self.key = Some(key.to_string());
-        self
-    }
-}
-
-enum Accepted {
-    New(String),
-    Duplicate(String),
-}
-
 /// Public: the HMAC signature over the canonical body authenticates it.
 #[utoipa::path(
     post,
@@ -197,44 +118,43 @@ enum Accepted {
     ),
 )]
 async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let ingest = ingest_service(&state);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let bytes = axum::body::to_bytes(body, ingest.settings().max_body).await;
+    let outcome = ingest
+        .receive(Signed {
+            signature: header(SIGNATURE_HEADER),
+            timestamp: header(TIMESTAMP_HEADER),
+            body: bytes.as_deref().map_err(|_| TooLarge),
+        })
+        .await;
     let metrics = &garrison_metrics::METRICS;
-    let outcome = check_and_store(&state, &headers, body).await;
-    match &outcome {
-        Ok(Accepted::New(_)) => metrics.ingest_accepted.add(1),
-        Ok(Accepted::Duplicate(_)) => metrics.ingest_duplicate.add(1),
-        Err(_) => metrics.ingest_rejected.add(1),
-    }
     match outcome {
-        Ok(Accepted::New(id)) => reply(
-            StatusCode::OK,
-            Ack {
-                ok: true,
-                status: AckStatus::Accepted,
-                milestone_id: id,
-            },
-        ),
-        Ok(Accepted::Duplicate(id)) => reply(
-            StatusCode::OK,
-            Ack {
-                ok: true,
-                status: AckStatus::Duplicate,
-                milestone_id: id,
-            },
-        ),
+        Ok(Accepted::New(id)) => {
+            metrics.ingest_accepted.add(1);
+            ack(AckStatus::Accepted, id)
+        }
+        Ok(Accepted::Duplicate(id)) => {
+            metrics.ingest_duplicate.add(1);
+            ack(AckStatus::Duplicate, id)
+        }
         Err(rejection) => {
-            let mut entry = json!({
-                "timestampUtc": format_ts(jiff::Timestamp::now()),
-                "reason": rejection.reason,
-            });
-            if let (Some(key), Some(obj)) = (&rejection.key, entry.as_object_mut()) {
-                obj.insert("idempotencyKey".into(), json!(key));
-            }
-            let keep = state.milestones.dead_letter_limit;
-            if let Err(e) = state.ledger.push_dead_letter(MAILBOX, entry, keep).await {
-                tracing::warn!(error = %e, "could not record a rejected milestone");
-            }
+            metrics.ingest_rejected.add(1);
+            let status = match rejection.refusal {
+                Refusal::NotConfigured | Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+                Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                Refusal::Invalid => StatusCode::BAD_REQUEST,
+                Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            };
             reply(
-                rejection.status,
+                status,
                 Refused {
                     ok: false,
                     status: "rejected",
@@ -245,117 +165,23 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     }
 }
 
-fn reply(status: StatusCode, body: impl Serialize) -> Response {
-    (status, axum::Json(body)).into_response()
+fn ingest_service(state: &AppState) -> Ingest {
+    Ingest::new(state.ledger.clone(), state.milestones.clone())
 }
 
-/// DESIGN.md's check order: configuration, headers, size, JSON, key,
-/// freshness and signature, event; then the idempotent append.
-async fn check_and_store(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Accepted, Rejection> {
-    let settings = &state.milestones;
-    let Some(secret) = settings.secret.as_deref() else {
-        return Err(Rejection::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "milestone ingest is not configured: GARRISON_MILESTONE_SECRET is not set",
-        ));
-    };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let (Some(signature), Some(stamp)) = (header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER))
-    else {
-        return Err(Rejection::new(
-            StatusCode::UNAUTHORIZED,
-            format!("missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header"),
-        ));
-    };
-    let bytes = axum::body::to_bytes(body, settings.max_body)
-        .await
-        .map_err(|_| {
-            Rejection::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body exceeds {} bytes", settings.max_body),
-            )
-        })?;
-    // Read as JavaScript reads it: a JS sender's unpaired surrogates are JSON.
-    let doc: Value = garrison_contracts::js_json::parse_value(&bytes)
-        .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))?;
-    let Some(key) = idempotency_key(&doc).map(str::to_string) else {
-        return Err(Rejection::new(
-            StatusCode::BAD_REQUEST,
-            "idempotencyKey is missing or blank",
-        ));
-    };
-    let unauthorized =
-        |reason: String| Rejection::new(StatusCode::UNAUTHORIZED, reason).with_key(&key);
-    let sent: jiff::Timestamp = stamp.parse().map_err(|_| {
-        unauthorized(format!(
-            "{TIMESTAMP_HEADER} `{stamp}` is not an ISO-8601 UTC time"
-        ))
-    })?;
-    let skew = jiff::Timestamp::now().duration_since(sent).unsigned_abs();
-    if skew > settings.tolerance {
-        return Err(unauthorized(format!(
-            "{TIMESTAMP_HEADER} is {}s away from now (tolerance {}s)",
-            skew.as_secs(),
-            settings.tolerance.as_secs()
-        )));
-    }
-    match garrison_contracts::verify(secret, &bytes, signature) {
-        Ok(true) => {}
-        Ok(false) => return Err(unauthorized("signature does not match the body".into())),
-        Err(e) => {
-            return Err(
-                Rejection::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}"))
-                    .with_key(&key),
-            );
-        }
-    }
-    let envelope = MilestoneEnvelope::from_value(&doc).map_err(|e| {
-        Rejection::new(StatusCode::BAD_REQUEST, format!("invalid milestone: {e}")).with_key(&key)
-    })?;
+fn ack(status: AckStatus, milestone_id: String) -> Response {
+    reply(
+        StatusCode::OK,
+        Ack {
+            ok: true,
+            status,
+            milestone_id,
+        },
+    )
+}
 
-    let event = serde_json::to_value(&envelope.event).map_err(|e| {
-        Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).with_key(&key)
-    })?;
-    let appended = state
-        .ledger
-        .append(
-            NewEvent::new(EventType::MilestoneReceived)
-                .event_id(format!("milestone:{key}"))
-                .in_stream(STREAM)
-                .payload(json!({
-                    "idempotencyKey": key,
-                    "sentAtUtc": envelope.sent_at_utc,
-                    "signedAt": stamp,
-                    "event": event,
-                })),
-        )
-        .await
-        .map_err(|e| {
-            Rejection::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the ledger could not store the milestone: {e}"),
-            )
-            .with_key(&key)
-        })?;
-    let id = appended.record.payload["event"]["milestoneId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    Ok(if appended.duplicate {
-        Accepted::Duplicate(id)
-    } else {
-        Accepted::New(id)
-    })
+fn reply(status: StatusCode, body: impl Serialize) -> Response {
+    (status, axum::Json(body)).into_response()
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -381,34 +207,21 @@ struct LatestParams {
     security(("bearer" = [])),
 )]
 async fn latest(State(state): State<AppState>, UrlQuery(p): UrlQuery<LatestParams>) -> Response {
-    let limit = match p.limit.as_deref().map(str::parse::<usize>) {
-        None => DEFAULT_FEED_PAGE,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
+    let ingest = ingest_service(&state);
+    let page = match ingest.feed_page(p.limit.as_deref()) {
+        Ok(page) => page,
+        Err(e) => {
             return reply(
                 StatusCode::BAD_REQUEST,
                 FeedError {
                     ok: false,
-                    reason: "limit must be a whole number ≥ 1".into(),
+                    reason: e.to_string(),
                 },
             );
         }
-    }
-    .min(state.milestones.feed_limit);
-    let query = Query {
-        event_type: Some(EventType::MilestoneReceived),
-        newest_first: true,
-        limit: i64::try_from(limit).ok(),
-        ..Query::default()
     };
-    match state.ledger.read(&query).await {
-        Ok(records) => {
-            let items: Vec<Value> = records
-                .into_iter()
-                .map(|mut r| r.payload["event"].take())
-                .collect();
-            reply(StatusCode::OK, Feed { ok: true, items })
-        }
+    match ingest.latest(page).await {
+        Ok(items) => reply(StatusCode::OK, Feed { ok: true, items }),
         Err(e) => unavailable(e),
     }
 }
@@ -426,11 +239,7 @@ async fn latest(State(state): State<AppState>, UrlQuery(p): UrlQuery<LatestParam
     security(("bearer" = [])),
 )]
 async fn dead_letter(State(state): State<AppState>) -> Response {
-    match state
-        .ledger
-        .dead_letters(MAILBOX, state.milestones.dead_letter_limit)
-        .await
-    {
+    match ingest_service(&state).dead_letters().await {
         Ok(items) => reply(
             StatusCode::OK,
             DeadLetter {
@@ -457,18 +266,8 @@ async fn dead_letter(State(state): State<AppState>) -> Response {
     security(("bearer" = [])),
 )]
 async fn deliveries(State(state): State<AppState>) -> Response {
-    let query = Query {
-        event_type: Some(EventType::MilestoneDelivery),
-        ..Query::default()
-    };
-    match state.ledger.read(&query).await {
-        Ok(records) => reply(
-            StatusCode::OK,
-            Deliveries {
-                ok: true,
-                items: garrison_milestones::summarize(&records),
-            },
-        ),
+    match garrison_milestones::deliveries(state.ledger.as_ref()).await {
+        Ok(items) => reply(StatusCode::OK, Deliveries { ok: true, items }),
         Err(e) => unavailable(e),
     }
 }
