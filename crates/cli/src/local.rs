@@ -12,16 +12,12 @@ use crate::config::Settings;
 pub async fn open_ledger(settings: &Settings) -> Result<Arc<dyn Ledger>> {
     match garrison_ledger::open(&settings.data_dir, settings.database_url.as_deref()).await {
         Ok(l) => Ok(l),
-        Err(LedgerError::Storage(msg))
-            if settings.database_url.is_none() && msg.contains("in use by another") =>
-        {
-            Err(anyhow!(
-                "the ledger in {} is in use by a running `garrison serve` (the embedded ledger has \
+        Err(LedgerError::InUse(_)) => Err(anyhow!(
+            "the ledger in {} is in use by a running `garrison serve` (the embedded ledger has \
                  one owner); read it through the server instead, e.g. --server http://{}",
-                settings.data_dir.display(),
-                settings.listen
-            ))
-        }
+            settings.data_dir.display(),
+            settings.listen
+        )),
         Err(e) => Err(anyhow!(
             "cannot open the ledger in {}: {e}",
             settings.data_dir.display()

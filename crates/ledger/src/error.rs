@@ -30,6 +30,9 @@ pub enum LedgerError {
     /// The backing store failed.
     #[error("storage error: {0}")]
     Storage(String),
+    /// Another process owns the embedded ledger (one owner per data dir).
+    #[error("{0}")]
+    InUse(String),
     /// The ledger was closed (shutdown in progress).
     #[error("the ledger is closed")]
     Closed,
@@ -46,7 +49,9 @@ impl LedgerError {
             LedgerError::InvalidTransition(_) => "INVALID_TRANSITION",
             LedgerError::Invalid(_) => "SCHEMA_INVALID",
             LedgerError::Inconsistent(_) => "LEDGER_INCONSISTENT",
-            LedgerError::Storage(_) | LedgerError::Closed => "LEDGER_UNAVAILABLE",
+            LedgerError::Storage(_) | LedgerError::InUse(_) | LedgerError::Closed => {
+                "LEDGER_UNAVAILABLE"
+            }
         }
     }
 }

@@ -14,8 +14,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::error::AdminUnavailable;
+use crate::error::{V1Error, V1Json, V1Query, json_object};
 use crate::route_table::Routes;
-use crate::v1::{V1Error, V1Json, V1Query, json_object, service};
+use crate::v1::service;
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -40,7 +42,7 @@ pub fn routes() -> Routes {
     summary = "Recent runs and the selected provider",
     responses(
         (status = 200, description = "The newest runs, the provider a run would use now (never its key), where the config came from, and how many secrets are stored.", body = Status),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -57,7 +59,7 @@ pub async fn status(State(state): State<AppState>) -> Result<axum::Json<Status>,
     summary = "The agent config in force",
     responses(
         (status = 200, description = "The config; sensitive value fields are blank (`provider.api_key` is always `\"\"`), so the body can be edited and posted back.", body = AgentConfig),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -83,7 +85,7 @@ pub async fn get_config(State(state): State<AppState>) -> Result<axum::Json<Valu
         (status = 400, description = "Not a JSON object, an unknown field, or a value the config does not allow (`invalid.request`); nothing stored.", body = ErrorBody),
         (status = 413, description = "Body over the limit.", body = ErrorBody),
         (status = 500, description = "The config file could not be written (`internal.error`).", body = ErrorBody),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -169,7 +171,7 @@ pub struct SecretStored {
         (status = 400, description = "Not a JSON object `{name, value}`, a missing or non-string field, an unknown field, or an unusable name (`invalid.request`).", body = ErrorBody),
         (status = 413, description = "Body over the limit.", body = ErrorBody),
         (status = 500, description = "The secrets file could not be written (`internal.error`).", body = ErrorBody),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -200,7 +202,7 @@ pub struct SecretNames {
     summary = "The names of the stored secrets",
     responses(
         (status = 200, description = "`{names}`; values are never returned.", body = SecretNames),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -229,7 +231,7 @@ pub struct SessionList {
     responses(
         (status = 200, description = "The sessions matching every given filter, most recently updated first.", body = SessionList),
         (status = 400, description = "An unknown query parameter (`invalid.request`).", body = ErrorBody),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -262,7 +264,7 @@ pub struct SessionMessages {
         (status = 200, description = "The messages in order (`seq` from 1), with tool metadata (`tool_name`, `tool_call_id`, `run_id`).", body = SessionMessages),
         (status = 404, description = "No such session (`not.found`).", body = ErrorBody),
         (status = 500, description = "The session file could not be read (`internal.error`).", body = ErrorBody),
-        (status = 503, description = "The admin service is not running on this node (`unavailable`).", body = ErrorBody),
+        AdminUnavailable,
     ),
     security(("bearer" = [])),
 )]

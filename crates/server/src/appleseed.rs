@@ -14,7 +14,7 @@ use garrison_appleseed::{Appleseed, Error};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, Failure, Success, ok};
+use crate::error::{ApiError, Failure, Success, ok};
 use crate::route_table::Routes;
 
 pub fn routes() -> Routes {

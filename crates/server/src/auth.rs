@@ -12,7 +12,7 @@ use rand::TryRngCore;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
-use crate::ironclaw::ApiError;
+use crate::error::ApiError;
 
 /// The file under the data dir that holds a generated token.
 pub const TOKEN_FILE: &str = "api-token";
@@ -213,8 +213,8 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         return crate::dashboard::session::gate(&state, req, next).await;
     }
     let refuse = |message: &str| {
-        if crate::v1::is_openclawssy_path(req.uri().path()) {
-            crate::v1::V1Error::unauthorized(message).into_response()
+        if crate::error::is_openclawssy_path(req.uri().path()) {
+            crate::error::V1Error::unauthorized(message).into_response()
         } else {
             ApiError::unauthorized(message).into_response()
         }

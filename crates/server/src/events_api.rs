@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ApiQuery, Failure, Success, ok};
+use crate::error::LedgerUnavailable;
+use crate::error::{ApiError, ApiQuery, Failure, Success, ok};
 use crate::route_table::Routes;
 
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -79,7 +80,7 @@ struct Page {
     responses(
         (status = 200, description = "A page of records.", body = Success<Page>),
         (status = 400, description = "A bad parameter (`BAD_REQUEST`).", body = Failure),
-        (status = 503, description = "The ledger is unavailable.", body = Failure),
+        LedgerUnavailable,
     ),
     security(("bearer" = [])),
 )]

@@ -7,18 +7,17 @@
 //! /api/admin/jobs/{job_id}`; `GET /api/admin/jobs/{job_id}/fires?limit=N`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use garrison_contracts::openclawssy::ErrorBody;
-use garrison_scheduler::{FireView, JobInput, JobView, Scheduler, SchedulerError};
-use serde::de::DeserializeOwned;
+use garrison_scheduler::{FireView, JobInput, JobView, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::error::SchedulerUnavailable;
+use crate::error::{V1Error, V1Json};
 use crate::route_table::Routes;
 
 /// Fires `GET …/fires` returns without `?limit=`.
@@ -39,81 +38,9 @@ pub fn routes() -> Routes {
         .get("/api/admin/jobs/{job_id}/fires", list_fires)
 }
 
-/// An error in the Openclawssy shape.
-#[derive(Debug)]
-pub struct JobsError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl JobsError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> JobsError {
-        JobsError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn invalid(message: impl Into<String>) -> JobsError {
-        JobsError::new(StatusCode::BAD_REQUEST, "invalid.request", message)
-    }
-}
-
-impl IntoResponse for JobsError {
-    fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
-    }
-}
-
-impl From<SchedulerError> for JobsError {
-    fn from(e: SchedulerError) -> JobsError {
-        let (status, code) = match &e {
-            SchedulerError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid.request"),
-            SchedulerError::NotFound(_) => (StatusCode::NOT_FOUND, "not.found"),
-            SchedulerError::Exists(_) | SchedulerError::Contended(_) => {
-                (StatusCode::CONFLICT, "conflict")
-            }
-            SchedulerError::Ledger(err) => {
-                tracing::error!(error = %err, "scheduler cannot use the ledger");
-                (StatusCode::SERVICE_UNAVAILABLE, "internal.error")
-            }
-        };
-        JobsError::new(status, code, e.to_string())
-    }
-}
-
-/// A JSON body whose rejections come back in the Openclawssy shape.
-pub struct JobsJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for JobsJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = JobsError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JobsJson(v)),
-            Err(r) => Err(match r {
-                JsonRejection::JsonDataError(e) => JobsError::invalid(e.body_text()),
-                JsonRejection::JsonSyntaxError(e) => JobsError::invalid(e.body_text()),
-                JsonRejection::MissingJsonContentType(e) => JobsError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "invalid.request",
-                    e.body_text(),
-                ),
-                other => JobsError::new(other.status(), "invalid.request", other.body_text()),
-            }),
-        }
-    }
-}
-
-fn scheduler(state: &AppState) -> Result<&Arc<Scheduler>, JobsError> {
+fn scheduler(state: &AppState) -> Result<&Arc<Scheduler>, V1Error> {
     state.scheduler.as_ref().ok_or_else(|| {
-        JobsError::new(
+        V1Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "internal.error",
             "the scheduler is not available on this node",
@@ -161,11 +88,11 @@ pub struct Deleted {
     summary = "List scheduler jobs",
     responses(
         (status = 200, description = "`{jobs}`: each §4 record with `next_run_at`, `last_fired_at`, `last_run_id`, `last_outcome`, `fires` and `state`.", body = JobList),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
-pub async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, JobsError> {
+pub async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, V1Error> {
     let jobs = scheduler(&state)?.list().await?;
     Ok(Json(JobList { jobs }))
 }
@@ -185,14 +112,14 @@ pub async fn list_jobs(State(state): State<AppState>) -> Result<Json<JobList>, J
         (status = 413, description = "Body over the limit.", body = ErrorBody),
         (status = 415, description = "No `Content-Type: application/json` (`invalid.request`).", body = ErrorBody),
         (status = 409, description = "A job with this `job_id` exists (`conflict`).", body = ErrorBody),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
 pub async fn create_job(
     State(state): State<AppState>,
-    JobsJson(input): JobsJson<JobInput>,
-) -> Result<(StatusCode, Json<JobView>), JobsError> {
+    V1Json(input): V1Json<JobInput>,
+) -> Result<(StatusCode, Json<JobView>), V1Error> {
     let job = scheduler(&state)?.create(input).await?;
     Ok((StatusCode::CREATED, Json(job)))
 }
@@ -208,14 +135,14 @@ pub async fn create_job(
     responses(
         (status = 200, description = "The job with its scheduling state.", body = JobView),
         (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
 pub async fn get_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
-) -> Result<Json<JobView>, JobsError> {
+) -> Result<Json<JobView>, V1Error> {
     Ok(Json(scheduler(&state)?.get(&job_id).await?))
 }
 
@@ -236,15 +163,15 @@ pub async fn get_job(
         (status = 415, description = "No `Content-Type: application/json` (`invalid.request`).", body = ErrorBody),
         (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
         (status = 409, description = "The job changed meanwhile (`conflict`); read it and try again.", body = ErrorBody),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
 pub async fn replace_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
-    JobsJson(input): JobsJson<JobInput>,
-) -> Result<Json<JobView>, JobsError> {
+    V1Json(input): V1Json<JobInput>,
+) -> Result<Json<JobView>, V1Error> {
     Ok(Json(scheduler(&state)?.replace(&job_id, input).await?))
 }
 
@@ -265,15 +192,15 @@ pub async fn replace_job(
         (status = 415, description = "No `Content-Type: application/json` (`invalid.request`).", body = ErrorBody),
         (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
         (status = 409, description = "The job changed meanwhile (`conflict`); read it and try again.", body = ErrorBody),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
 pub async fn patch_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
-    JobsJson(input): JobsJson<JobInput>,
-) -> Result<Json<JobView>, JobsError> {
+    V1Json(input): V1Json<JobInput>,
+) -> Result<Json<JobView>, V1Error> {
     Ok(Json(scheduler(&state)?.patch(&job_id, input).await?))
 }
 
@@ -289,14 +216,14 @@ pub async fn patch_job(
         (status = 200, description = "Deleted: `{job_id, deleted: true}`.", body = Deleted),
         (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
         (status = 409, description = "The job changed meanwhile (`conflict`); try again.", body = ErrorBody),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
 pub async fn delete_job(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
-) -> Result<Json<Deleted>, JobsError> {
+) -> Result<Json<Deleted>, V1Error> {
     scheduler(&state)?.delete(&job_id).await?;
     Ok(Json(Deleted {
         job_id,
@@ -319,7 +246,7 @@ pub async fn delete_job(
         (status = 200, description = "`{job_id, fires}`, newest first: when each fire was due and happened, the run it started and how that ended.", body = FireList),
         (status = 400, description = "`limit` is not a whole number from 1 to 50 (`invalid.request`).", body = ErrorBody),
         (status = 404, description = "No such job (`not.found`).", body = ErrorBody),
-        (status = 503, description = "The scheduler is not running on this node, or the ledger failed (`internal.error`).", body = ErrorBody),
+        SchedulerUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -327,13 +254,13 @@ pub async fn list_fires(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
     Query(q): Query<FiresQuery>,
-) -> Result<Json<FireList>, JobsError> {
+) -> Result<Json<FireList>, V1Error> {
     let limit = match q.limit.as_deref() {
         None => DEFAULT_FIRES,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_FIRES).contains(&n) => n,
             _ => {
-                return Err(JobsError::invalid(format!(
+                return Err(V1Error::invalid(format!(
                     "limit must be a whole number from 1 to {MAX_FIRES}, not `{s}`"
                 )));
             }

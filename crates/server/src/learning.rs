@@ -10,7 +10,8 @@ use axum::response::Response;
 use garrison_appleseed::learning::{LearningError, tick as policy_tick};
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, Failure, Success, ok};
+use crate::error::LedgerUnavailable;
+use crate::error::{ApiError, Failure, Success, ok};
 use crate::route_table::Routes;
 
 pub fn routes() -> Routes {
@@ -35,7 +36,7 @@ fn api_error(e: LearningError) -> ApiError {
     responses(
         (status = 200, description = "The new policy document (also written to `learning/policy-v<N>.json`; POLICY_UPDATED appended).", body = Success<serde_json::Value>),
         (status = 500, description = "No data dir, or the policy could not be written.", body = Failure),
-        (status = 503, description = "The ledger is unavailable.", body = Failure),
+        LedgerUnavailable,
     ),
     security(("bearer" = [])),
 )]

@@ -15,7 +15,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::ironclaw::{ApiError, ApiJson, Failure, Success, ok};
+use crate::error::LedgerUnavailable;
+use crate::error::{ApiError, ApiJson, Failure, Success, ok};
 use crate::route_table::Routes;
 
 pub fn routes() -> Routes {
@@ -85,7 +86,7 @@ struct Health {
         (status = 413, description = "Body over the limit.", body = Failure),
         (status = 415, description = "Not `application/json`.", body = Failure),
         (status = 422, description = "Well-formed JSON of the wrong shape (`SCHEMA_INVALID`).", body = Failure),
-        (status = 503, description = "The ledger is unavailable.", body = Failure),
+        LedgerUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -117,7 +118,7 @@ async fn append(
         (status = 413, description = "Body over the limit.", body = Failure),
         (status = 415, description = "Not `application/json`.", body = Failure),
         (status = 422, description = "An empty batch or an invalid event (the message names its index).", body = Failure),
-        (status = 503, description = "The ledger is unavailable.", body = Failure),
+        LedgerUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -187,7 +188,7 @@ fn parse_batch(body: Value) -> Result<Vec<NewEvent>, ApiError> {
     responses(
         (status = 200, description = "The run.", body = Success<RunView>),
         (status = 404, description = "No such run.", body = Failure),
-        (status = 503, description = "The ledger is unavailable.", body = Failure),
+        LedgerUnavailable,
     ),
     security(("bearer" = [])),
 )]
@@ -219,7 +220,7 @@ async fn run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Re
     responses(
         (status = 200, description = "The order.", body = Success<OrderView>),
         (status = 404, description = "No such order.", body = Failure),
-        (status = 503, description = "The ledger is unavailable.", body = Failure),
+        LedgerUnavailable,
     ),
     security(("bearer" = [])),
 )]

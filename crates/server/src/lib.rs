@@ -9,8 +9,8 @@ pub mod admin;
 pub mod appleseed;
 pub mod auth;
 pub mod dashboard;
+pub mod error;
 pub mod events_api;
-pub mod ironclaw;
 pub mod jobs;
 pub mod learning;
 pub mod ledger_routes;
@@ -37,11 +37,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiToken, TokenError, TokenSource};
+pub use garrison_milestones::MilestoneSettings;
 pub use garrison_milestones::{OutboxConfig, Target as MilestoneTarget};
 pub use garrison_orchestration::{Orchestrator, Settings as OrchestrationSettings};
 pub use garrison_runtime::{EnvProvider, Openclawssy, Settings as OpenclawssySettings};
 pub use garrison_scheduler::{RunLauncher, Scheduler};
-pub use milestones::MilestoneSettings;
 pub use route_table::{Route, Routes};
 
 /// Default request body limit: 1 MiB.
@@ -172,7 +172,7 @@ pub fn routes(body_limit: usize) -> Routes {
         .merge(v1::routes())
         .merge(admin::routes())
         .map_router(|r| {
-            r.fallback(ironclaw::not_found)
+            r.fallback(error::not_found)
                 .layer(RequestBodyLimitLayer::new(body_limit))
         });
     // The milestone ingest enforces its own (smaller) limit so an oversized
@@ -196,7 +196,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             state.clone(),
             auth::require_token,
         ))
-        .layer(axum::middleware::from_fn(ironclaw::envelope_errors))
+        .layer(axum::middleware::from_fn(error::envelope_errors))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -17,9 +17,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::ironclaw::{ApiError, Failure};
+use crate::error::is_openclawssy_path;
+use crate::error::{ApiError, Failure};
 use crate::route_table::{Route, Routes};
-use crate::v1::is_openclawssy_path;
 use crate::{
     admin, appleseed, dashboard, events_api, jobs, learning, ledger_routes, metrics, milestones,
     orchestration, v1,

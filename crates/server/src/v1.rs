@@ -3,19 +3,16 @@
 //! Openclawssy route answers in, `{"error":{"code","message"}}`, and the
 //! extractors whose rejections use it.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use garrison_contracts::openclawssy::{
     ChatMessageRequest, ChatMessageResponse, CreateRunRequest, CreateRunResponse, ErrorBody,
     V1RunStatus,
 };
-use garrison_runtime::{ChatReply, Openclawssy, OpenclawssyError, StartRun, StoredRun};
-use serde::de::DeserializeOwned;
+use garrison_runtime::{ChatReply, Openclawssy, StartRun, StoredRun};
 
 use crate::AppState;
+use crate::error::{V1Error, V1Json};
 use crate::route_table::Routes;
 
 pub fn routes() -> Routes {
@@ -23,87 +20,6 @@ pub fn routes() -> Routes {
         .post("/v1/runs", create_run)
         .get("/v1/runs/{run_id}", get_run)
         .post("/v1/chat/messages", chat_message)
-}
-
-/// Whether `path` belongs to the Openclawssy surface (`/v1/…`,
-/// `/api/admin/…`), whose errors use its own shape.
-pub fn is_openclawssy_path(path: &str) -> bool {
-    ["/v1", "/api/admin"]
-        .iter()
-        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
-}
-
-/// An error as the Openclawssy surface reports it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct V1Error {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl V1Error {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> V1Error {
-        V1Error {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>) -> V1Error {
-        V1Error::new(StatusCode::BAD_REQUEST, "invalid.request", message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> V1Error {
-        V1Error::new(StatusCode::NOT_FOUND, "not.found", message)
-    }
-
-    pub fn unauthorized(message: impl Into<String>) -> V1Error {
-        V1Error::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-
-    /// The shape's code for a bare HTTP status (errors axum or tower made).
-    pub fn from_status(status: StatusCode, message: impl Into<String>) -> V1Error {
-        let code = match status.as_u16() {
-            401 => "unauthorized",
-            404 => "not.found",
-            503 => "unavailable",
-            s if s >= 500 => "internal.error",
-            _ => "invalid.request",
-        };
-        V1Error::new(status, code, message)
-    }
-}
-
-impl IntoResponse for V1Error {
-    fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            axum::Json(ErrorBody::new(self.code, self.message)),
-        )
-            .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
-    }
-}
-
-impl From<OpenclawssyError> for V1Error {
-    fn from(e: OpenclawssyError) -> V1Error {
-        let status = match &e {
-            OpenclawssyError::Invalid(_) => StatusCode::BAD_REQUEST,
-            OpenclawssyError::NotFound(_) => StatusCode::NOT_FOUND,
-            OpenclawssyError::Internal(_) => {
-                tracing::error!(error = %e, "openclawssy service failure");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            OpenclawssyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        V1Error::new(status, e.code(), e.to_string())
-    }
 }
 
 /// The run service, or 503 on a node that does not run it.
@@ -115,70 +31,6 @@ pub fn service(state: &AppState) -> Result<&Openclawssy, V1Error> {
             "the /v1 and admin services are not running on this node",
         )
     })
-}
-
-/// A JSON body whose rejections use the Openclawssy shape: not JSON, not an
-/// object, or of the wrong shape → 400 `invalid.request`; too large → 413.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct V1Json<T>(pub T);
-
-impl<T, S> FromRequest<S> for V1Json<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = V1Error;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = json_object(req, state).await?;
-        serde_json::from_value(bytes)
-            .map(V1Json)
-            .map_err(|e| V1Error::invalid(field_message(&e.to_string())))
-    }
-}
-
-/// The body as a JSON object.
-pub(crate) async fn json_object<S: Send + Sync>(
-    req: Request,
-    state: &S,
-) -> Result<serde_json::Value, V1Error> {
-    let bytes = Bytes::from_request(req, state)
-        .await
-        .map_err(|r| V1Error::from_status(r.status(), r.body_text()))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| V1Error::invalid(format!("the body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(V1Error::invalid("the body must be a JSON object"));
-    }
-    Ok(value)
-}
-
-/// serde's `missing field `x`` as the contract words it: `x is required`.
-fn field_message(serde_msg: &str) -> String {
-    serde_msg
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, _)| format!("{field} is required"))
-        .unwrap_or_else(|| serde_msg.to_string())
-}
-
-/// Query parameters whose rejections use the Openclawssy shape.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct V1Query<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for V1Query<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = V1Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| V1Query(q.0))
-            .map_err(|r| V1Error::invalid(r.body_text()))
-    }
 }
 
 /// `POST /v1/runs`: 202 `{id, status:"queued"}`.
@@ -295,24 +147,4 @@ pub async fn chat_message(
             }),
         ),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn surface_paths() {
-        for p in ["/v1", "/v1/runs", "/api/admin/status", "/api/admin"] {
-            assert!(is_openclawssy_path(p), "{p}");
-        }
-        for p in ["/v10", "/runs", "/api/adminx", "/api/appleseed/events"] {
-            assert!(!is_openclawssy_path(p), "{p}");
-        }
-        assert_eq!(
-            field_message("missing field `agent_id` at line 1"),
-            "agent_id is required"
-        );
-        assert_eq!(field_message("invalid type"), "invalid type");
-    }
 }

@@ -151,7 +151,9 @@ async fn jobs_crud_and_error_shapes() {
     )
     .await
     .unwrap();
-    assert_oc_error(&r, 415, "invalid.request");
+    // Without a Content-Type the body is still read as JSON, as on every
+    // Openclawssy route; `{}` lacks the job's fields.
+    assert_oc_error(&r, 400, "invalid.request");
     assert_oc_error(
         &s.call("PATCH", "/api/admin/jobs", Some(&json!({}))).await,
         405,

@@ -257,7 +257,7 @@ fn public_operations_are_exactly_the_ones_auth_lets_through() {
 /// Whether a response is the auth middleware turning the request away.
 fn turned_away(route: &Route, r: &common::Resp) -> bool {
     let is_page = garrison_server::dashboard::is_dashboard_path(&concrete(route.path));
-    if garrison_server::v1::is_openclawssy_path(route.path) {
+    if garrison_server::error::is_openclawssy_path(route.path) {
         return r.status == 401
             && r.header("www-authenticate") == Some("Bearer")
             && r.json()["error"]["code"] == "unauthorized";

@@ -1,49 +1,10 @@
-//! IronClaw HTTP bodies (ironclaw-service-contracts.md §3–4) and the
-//! `{ok, data, error}` response envelope.
+//! IronClaw HTTP bodies (ironclaw-service-contracts.md §3–4). The
+//! `{ok, data, error}` envelope they travel in is the server's.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::artifacts::{Constraints, OrderFile, Profile, ToolPolicy};
-
-/// `{ "ok": true, "data": …, "error": null }` or
-/// `{ "ok": false, "data": null, "error": { "code", "message" } }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope<T> {
-    pub ok: bool,
-    pub data: Option<T>,
-    pub error: Option<ApiError>,
-}
-
-/// `error` of a failed envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-impl<T> Envelope<T> {
-    /// A success carrying `data`.
-    pub fn ok(data: T) -> Envelope<T> {
-        Envelope {
-            ok: true,
-            data: Some(data),
-            error: None,
-        }
-    }
-
-    /// A failure with `data: null`.
-    pub fn err(code: impl Into<String>, message: impl Into<String>) -> Envelope<T> {
-        Envelope {
-            ok: false,
-            data: None,
-            error: Some(ApiError {
-                code: code.into(),
-                message: message.into(),
-            }),
-        }
-    }
-}
 
 /// A request body that breaks the contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,26 +195,6 @@ fn default_gate_profile() -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn envelopes() {
-        assert_eq!(
-            serde_json::to_value(Envelope::ok(json!({"run_id": "r"}))).unwrap(),
-            json!({"ok": true, "data": {"run_id": "r"}, "error": null})
-        );
-        assert_eq!(
-            serde_json::to_value(Envelope::<Value>::err("NOT_FOUND", "no such run")).unwrap(),
-            json!({"ok": false, "data": null, "error": {"code": "NOT_FOUND", "message": "no such run"}})
-        );
-        let back: Envelope<ChatAccepted> = serde_json::from_value(
-            json!({"ok": true, "data": {"run_id": "01J", "status": "OPEN"}, "error": null}),
-        )
-        .unwrap();
-        assert_eq!(
-            back.data.map(|d| d.status),
-            Some(super::super::RunStatus::Open)
-        );
-    }
 
     #[test]
     fn chat_and_runs() {

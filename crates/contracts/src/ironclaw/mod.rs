@@ -6,7 +6,7 @@ pub mod events;
 pub mod new_event;
 pub mod plan;
 
-pub use api::{ChatMode, ChatRequest, Envelope};
+pub use api::{ChatMode, ChatRequest};
 pub use artifacts::{Aar, AarStatus, ArtifactError, Constraints, OrderFile, Profile, ToolPolicy};
 pub use events::{EventType, OrderStatus, RunStatus, Severity, UnknownEventType};
 pub use new_event::{NewEvent, stream_for};

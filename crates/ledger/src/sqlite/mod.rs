@@ -67,7 +67,7 @@ impl SqliteLedger {
                 LedgerError::Storage(format!("cannot open {}: {e}", lock_path.display()))
             })?;
         take_lock(&lock).map_err(|_| {
-            LedgerError::Storage(format!(
+            LedgerError::InUse(format!(
                 "{} is in use by another garrison process (only one process may own an embedded ledger)",
                 path.display()
             ))

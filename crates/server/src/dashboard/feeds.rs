@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Nav, Tab, clip, render, text, when};
 use crate::AppState;
+use crate::error::ErrorPage;
 
 /// Newest events of each kind a feed reads.
 const PER_KIND: i64 = 50;
@@ -95,7 +96,7 @@ pub struct PatrolsPage {
     summary = "Patrols and escalations",
     responses(
         (status = 200, description = "Escalations, observer and recovery findings, the latest patrol ticks.", content_type = "text/html", body = String),
-        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+        ErrorPage,
     ),
     security(("bearer" = []), ("session" = [])),
 )]
@@ -200,7 +201,7 @@ pub struct MilestonesPage {
     summary = "Milestones",
     responses(
         (status = 200, description = "The milestone feed, the dead letter and the outbox's deliveries.", content_type = "text/html", body = String),
-        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+        ErrorPage,
     ),
     security(("bearer" = []), ("session" = [])),
 )]

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Nav, Tab, clip, render, short, text, when};
 use crate::AppState;
+use crate::error::ErrorPage;
 
 /// The newest events of an order the timeline shows.
 const TIMELINE: i64 = 500;
@@ -68,7 +69,7 @@ pub struct OrderPage {
     responses(
         (status = 200, description = "The order's fields, AAR, artifacts and event timeline.", content_type = "text/html", body = String),
         (status = 404, description = "No such order: an error page.", content_type = "text/html", body = String),
-        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+        ErrorPage,
     ),
     security(("bearer" = []), ("session" = [])),
 )]

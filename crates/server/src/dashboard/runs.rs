@@ -18,6 +18,7 @@ use serde_json::json;
 use super::graph::{self, NODE_H};
 use super::{Nav, Tab, clip, render, short, when};
 use crate::AppState;
+use crate::error::ErrorPage;
 
 /// How many runs the list shows (newest first).
 const RUNS_SHOWN: i64 = 50;
@@ -50,7 +51,7 @@ pub struct RunsPage {
     summary = "Runs (or the sign-in form)",
     responses(
         (status = 200, description = "The newest runs; without credentials, the sign-in form.", content_type = "text/html", body = String),
-        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+        ErrorPage,
     ),
     security(("bearer" = []), ("session" = [])),
 )]
@@ -180,7 +181,7 @@ pub(super) async fn plan_ids(
     summary = "Runs",
     responses(
         (status = 200, description = "The newest runs; without credentials, the sign-in form.", content_type = "text/html", body = String),
-        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+        ErrorPage,
     ),
     security(("bearer" = []), ("session" = [])),
 )]
@@ -199,7 +200,7 @@ pub async fn dashboard_home(state: State<AppState>) -> Response {
     responses(
         (status = 200, description = "The run's orders as a dependency graph and a table, followed live.", content_type = "text/html", body = String),
         (status = 404, description = "No such run: an error page.", content_type = "text/html", body = String),
-        (status = 503, description = "The ledger could not be read: an error page.", content_type = "text/html", body = String),
+        ErrorPage,
     ),
     security(("bearer" = []), ("session" = [])),
 )]
