@@ -38,6 +38,9 @@ The body is signed with HMAC-SHA256 over its canonical JSON form
 (x-openclaw-timestamp). The secret comes from $GARRISON_MILESTONE_SECRET, or
 from the variable named by --secret-env; it is never read from a file or flag.
 
+An https:// endpoint's certificate must chain to a public root (webpki) or
+to a CA in the PEM file $GARRISON_TLS_CA_FILE names.
+
 Prints the response status line and body. Exit status: 0 when the endpoint
 answers 2xx with \"ok\":true (accepted or duplicate), 1 otherwise.
 
@@ -64,7 +67,7 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct EmitArgs {
-    /// Ingest endpoint (http:// only)
+    /// Ingest endpoint (http:// or https://)
     #[arg(long, value_name = "URL")]
     pub url: String,
     /// Ingest body or bare event (JSON); `-` reads stdin

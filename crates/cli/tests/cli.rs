@@ -660,14 +660,10 @@ fn local_tail_edge_cases() {
         "events",
         "tail",
         "--server",
-        "https://127.0.0.1:1",
+        "ftp://127.0.0.1:1",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("https is not supported"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("expected a URL like"), "{}", stderr(&o));
 }
 
 /// A model server on loopback speaking the OpenAI chat-completions wire

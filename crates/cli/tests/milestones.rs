@@ -1,9 +1,9 @@
-//! `garrison milestones emit` against a one-request HTTP receiver.
+//! `garrison milestones emit` against a one-request HTTP or HTTPS receiver.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::thread::JoinHandle;
@@ -54,64 +54,121 @@ impl Received {
 /// Accepts one request on 127.0.0.1:0 and answers it; `None` if nobody
 /// connects within a few seconds (so a failing emitter cannot hang the test).
 fn receiver(status: &'static str, answer: Value) -> (String, JoinHandle<Option<Received>>) {
+    let (listener, addr) = listen();
+    let handle = std::thread::spawn(move || {
+        let stream = accept(&listener)?;
+        let got = answer_one(stream, status, &answer);
+        Some(got.expect("a well-formed request"))
+    });
+    (format!("http://{addr}/internal/milestones/ingest"), handle)
+}
+
+/// As [`receiver`], over TLS with a certificate for 127.0.0.1 signed by a CA
+/// made here; returns that CA's PEM too. `None` also when the emitter gives
+/// up during the handshake.
+fn tls_receiver(
+    status: &'static str,
+    answer: Value,
+) -> (String, String, JoinHandle<Option<Received>>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "milestones test CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key.into())
+    .unwrap();
+    let (listener, addr) = listen();
+    let handle = std::thread::spawn(move || {
+        let tcp = accept(&listener)?;
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let got = answer_one(&mut tls, status, &answer)?;
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        Some(got)
+    });
+    (
+        format!("https://{addr}/internal/milestones/ingest"),
+        ca_pem,
+        handle,
+    )
+}
+
+fn listen() -> (TcpListener, std::net::SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let url = format!(
-        "http://{}/internal/milestones/ingest",
-        listener.local_addr().unwrap()
-    );
-    let handle = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(_) => return None,
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':').unwrap();
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// The first connection within 20 s.
+fn accept(listener: &TcpListener) -> Option<TcpStream> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return None,
         }
-        let length: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap();
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).unwrap();
-        let answer = answer.to_string();
-        let mut stream = stream;
-        write!(
-            stream,
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        )
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-        stream.flush().unwrap();
-        Some(Received {
-            request_line: request_line.trim_end().to_string(),
-            headers,
-            body,
-        })
-    });
-    (url, handle)
+    Some(stream)
+}
+
+/// Reads one request from `stream` and answers it; `None` when the stream
+/// fails before a whole request arrived.
+fn answer_one(stream: impl Read + Write, status: &str, answer: &Value) -> Option<Received> {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())?;
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    let answer = answer.to_string();
+    let stream = reader.get_mut();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    )
+    .ok()?;
+    stream.flush().ok()?;
+    Some(Received {
+        request_line: request_line.trim_end().to_string(),
+        headers,
+        body,
+    })
 }
 
 fn event() -> Value {
@@ -306,14 +363,82 @@ fn refuses_before_sending() {
 
     let o = emit(
         dir.path(),
-        "https://127.0.0.1:1/ingest",
+        "ftp://127.0.0.1:1/ingest",
         &event().to_string(),
         &secret,
         &[],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("https is not supported"));
+    assert!(
+        text(&o.stderr).contains("expected a URL like"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn emits_over_tls_to_a_ca_named_by_garrison_tls_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca_pem, receiver) = tls_receiver(
+        "200 OK",
+        json!({"ok": true, "status": "accepted", "milestoneId": "m-1"}),
+    );
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let o = emit(
+        dir.path(),
+        &url,
+        &event().to_string(),
+        &[
+            ("GARRISON_MILESTONE_SECRET", SECRET),
+            ("GARRISON_TLS_CA_FILE", ca_file.to_str().unwrap()),
+        ],
+        &[],
+    );
+    let got = receiver.join().unwrap().expect("no request arrived");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_signed(&got);
+    let out = text(&o.stdout);
+    assert!(out.starts_with("HTTP/1.1 200 OK\n"), "{out}");
+    assert!(out.contains("accepted"), "{out}");
+}
+
+#[test]
+fn an_untrusted_or_unreadable_ca_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = ("GARRISON_MILESTONE_SECRET", SECRET);
+
+    // Only the webpki roots: the test CA is unknown and nothing is delivered.
+    let (url, _, receiver) = tls_receiver("200 OK", json!({"ok": true}));
+    let o = emit(dir.path(), &url, &event().to_string(), &[secret], &[]);
+    assert!(receiver.join().unwrap().is_none());
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    assert!(err.contains("GARRISON_TLS_CA_FILE"), "{err}");
+    assert!(o.stdout.is_empty());
+
+    // A CA file that is not there, or holds no certificate.
+    let missing = dir.path().join("missing.pem");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for (file, expect) in [
+        (&missing, "No such file"),
+        (&empty, "no `BEGIN CERTIFICATE`"),
+    ] {
+        let o = emit(
+            dir.path(),
+            "https://127.0.0.1:1/ingest",
+            &event().to_string(),
+            &[secret, ("GARRISON_TLS_CA_FILE", file.to_str().unwrap())],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(1));
+        let err = text(&o.stderr);
+        assert!(err.contains("GARRISON_TLS_CA_FILE `"), "{err}");
+        assert!(err.contains(expect), "{err}");
+    }
 }
 
 #[test]
@@ -413,9 +538,9 @@ fn serve_refuses_unusable_milestone_targets() {
             "set OUTBOX_SECRET_X",
         ),
         (
-            "[milestones]\ntargets = [\"https://example.com/internal/milestones/ingest\"]\n",
+            "[milestones]\ntargets = [\"ftp://example.com/internal/milestones/ingest\"]\n",
             Some(("GARRISON_MILESTONE_SECRET", "s")),
-            "https is not supported",
+            "expected a URL like",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

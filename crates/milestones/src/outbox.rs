@@ -50,7 +50,7 @@ pub struct Target {
 }
 
 impl Target {
-    /// An `http://` ingest URL (the client has no TLS) and a non-empty secret.
+    /// An `http://` or `https://` ingest URL and a non-empty secret.
     pub fn new(url: &str, secret: Vec<u8>) -> Result<Target, OutboxError> {
         let invalid = |reason: String| OutboxError::InvalidTarget {
             url: url.to_string(),
