@@ -12,6 +12,7 @@ use garrison_vault::{PrepareFiles, Theater, Worktree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::book::Pending;
 use super::co::{ev_for_ids, ev_for_order, now};
 use super::error::{OrchestrationError, Result};
 use super::queue::{Active, Ready, Synced};
@@ -584,7 +585,8 @@ impl Orchestrator {
             // Without the integration service here, a node that runs it
             // finds the INTEGRATION_READY mark in the ledger.
             if self.settings.roles.integration {
-                self.integrate_ready(&order.order_id).await?;
+                self.integrate_pending(&order.order_id, Pending::Ready)
+                    .await?;
             }
         }
         if let Some(run_id) = &reported.run_id {

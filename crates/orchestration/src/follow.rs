@@ -26,6 +26,7 @@ use garrison_ledger::Record;
 use tokio::sync::watch;
 
 use super::Orchestrator;
+use super::book::Pending;
 use super::error::Result;
 use super::queue::{Active, Ready, Synced};
 
@@ -81,7 +82,7 @@ impl Orchestrator {
             self.queue.note_claim();
         }
         if rec.event_type == EventType::IntegrationReady && roles.integration {
-            self.note_integration(order_id);
+            self.note_integration(order_id, Pending::Ready);
         }
         let settles = matches!(
             rec.event_type,

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::Orchestrator;
+use super::book::Pending;
 use super::co::ev_for_order;
 use super::error::{OrchestrationError, Result};
 use super::settings::GateCommand;
@@ -53,16 +54,20 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Integrates an order the pipeline or a patrol found ready; `None` when
-    /// an integration of it already started elsewhere (only an operator's
-    /// `POST /integrate` retries a failed one).
-    pub(crate) async fn integrate_ready(
+    /// The automatic way into integration (after a report, or a pending one
+    /// a patrol takes): `None` when a ready order's integration already
+    /// started elsewhere (only an operator's `POST /integrate` retries a
+    /// failed one); an interrupted one is integrated again.
+    pub(crate) async fn integrate_pending(
         &self,
         order_id: &str,
+        how: Pending,
     ) -> Result<Option<IntegrationOutcome>> {
         let _one = self.integrate_lock.lock().await;
         let order = self.order(order_id).await?;
-        if !matches!(order.integration, None | Some(EventType::IntegrationReady)) {
+        if how == Pending::Ready
+            && !matches!(order.integration, None | Some(EventType::IntegrationReady))
+        {
             return Ok(None);
         }
         self.integrate_locked(order, None).await.map(Some)
@@ -316,10 +321,11 @@ impl Orchestrator {
     async fn retain(&self, theater: &Theater, order_id: &str) {
         let now = jiff::Timestamp::now();
         let doomed: Vec<String> = {
-            let Ok(mut all) = self.integrated.lock() else {
-                return;
-            };
-            let list = all.entry(theater.theater_id.clone()).or_default();
+            let mut book = self.integrations();
+            let list = book
+                .integrated
+                .entry(theater.theater_id.clone())
+                .or_default();
             list.push_back((order_id.to_string(), now));
             let keep = self.settings.retention.keep_integrated;
             let max_age = self.settings.retention.max_age_secs;

@@ -10,6 +10,7 @@
 
 #[cfg(test)]
 mod advance_tests;
+mod book;
 mod claims;
 mod co;
 mod error;
@@ -29,8 +30,10 @@ mod settings;
 mod theaters;
 mod worktrees;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use book::{IntegrationBook, Pending, RunBook};
 
 use garrison_contracts::ironclaw::{EventType, NewEvent, OrderStatus, RunStatus};
 use garrison_ledger::{Ledger, OrderSnapshot, Query};
@@ -55,29 +58,18 @@ pub struct Orchestrator {
     pub settings: Settings,
     pub theaters: Theaters,
     pub queue: Queue,
-    /// Runs not yet ended, for patrols (the ledger has them all; this saves a scan).
-    open_runs: Mutex<BTreeSet<String>>,
+    /// The runs this node watches (open, dependencies, deferred advances).
+    runs: Mutex<RunBook>,
     /// One `advance` at a time per process; the ledger's compare-and-append
     /// keeps nodes from enqueueing an order twice.
     advance_lock: tokio::sync::Mutex<()>,
     /// One promotion at a time per process (the vault's ref update is a
     /// compare-and-swap across processes).
     integrate_lock: tokio::sync::Mutex<()>,
-    /// Integrated orders whose worktrees still exist, per theater (retention).
-    integrated: Mutex<HashMap<String, VecDeque<(String, jiff::Timestamp)>>>,
-    /// Orders whose integration a restart interrupted, for the next patrol.
-    interrupted: Mutex<Vec<String>>,
-    /// Per run, the orders another order of it depends on, as its latest
-    /// full `advance` found them (see [`Orchestrator::advance_can_wait`]).
-    depended_on: Mutex<HashMap<String, HashSet<String>>>,
-    /// Runs whose advance a report left to a later one; the duty officer
-    /// advances them on its next patrol whatever happened since.
-    deferred: Mutex<BTreeSet<String>>,
+    /// The integrations this node owes and the integrated worktrees it keeps.
+    integrations: Mutex<IntegrationBook>,
     /// Recent (queue depth, claims so far) samples for the sentinel.
     backlog: Mutex<VecDeque<(usize, u64)>>,
-    /// Orders marked INTEGRATION_READY (here or by another node) that this
-    /// node's integration service has yet to integrate.
-    to_integrate: Mutex<BTreeSet<String>>,
     /// Snapshots and specs of the orders `advance` enqueued, for their claims.
     prepared: prepared::Prepared,
 }
@@ -99,15 +91,11 @@ impl Orchestrator {
             ledger,
             settings,
             queue: Queue::default(),
-            open_runs: Mutex::new(BTreeSet::new()),
+            runs: Mutex::default(),
             advance_lock: tokio::sync::Mutex::new(()),
             integrate_lock: tokio::sync::Mutex::new(()),
-            integrated: Mutex::new(HashMap::new()),
-            interrupted: Mutex::new(Vec::new()),
-            depended_on: Mutex::new(HashMap::new()),
-            deferred: Mutex::new(BTreeSet::new()),
+            integrations: Mutex::default(),
             backlog: Mutex::new(VecDeque::new()),
-            to_integrate: Mutex::new(BTreeSet::new()),
             prepared: prepared::Prepared::default(),
         })
     }
@@ -119,12 +107,16 @@ impl Orchestrator {
         e
     }
 
-    /// Takes the orders whose integration a restart interrupted.
-    pub(crate) fn take_interrupted(&self) -> Vec<String> {
-        self.interrupted
+    /// The run book (a poisoned lock is recovered: every change to it is
+    /// one step under the lock).
+    fn runs(&self) -> MutexGuard<'_, RunBook> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn integrations(&self) -> MutexGuard<'_, IntegrationBook> {
+        self.integrations
             .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records which orders of `run_id` others depend on (from all its orders).
@@ -133,15 +125,11 @@ impl Orchestrator {
             .iter()
             .flat_map(|o| o.depends_on.iter().cloned())
             .collect();
-        if let Ok(mut m) = self.depended_on.lock() {
-            m.insert(run_id.to_string(), targets);
-        }
+        self.runs().depended_on.insert(run_id.to_string(), targets);
     }
 
     pub(crate) fn forget_run(&self, run_id: &str) {
-        if let Ok(mut m) = self.depended_on.lock() {
-            m.remove(run_id);
-        }
+        self.runs().forget(run_id);
     }
 
     /// Whether the `advance` after the report of `order_id` (an order
@@ -155,65 +143,50 @@ impl Orchestrator {
     /// next patrol.
     pub(crate) fn advance_can_wait(&self, run_id: &str, order_id: &str) -> bool {
         let depended = self
+            .runs()
             .depended_on
-            .lock()
-            .ok()
-            .and_then(|m| m.get(run_id).map(|d| d.contains(order_id)));
+            .get(run_id)
+            .map(|d| d.contains(order_id));
         // Unknown (no full advance here yet) or depended on: advance now.
         if depended != Some(false) || !self.queue.run_has_other(run_id, order_id) {
             return false;
         }
-        self.defer(run_id)
+        self.defer(run_id);
+        true
     }
 
-    /// Leaves `run_id` for the duty officer to advance; false if it cannot.
-    pub(crate) fn defer(&self, run_id: &str) -> bool {
-        match self.deferred.lock() {
-            Ok(mut d) => {
-                d.insert(run_id.to_string());
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Leaves a completed order for this node's integration service.
-    pub(crate) fn note_integration(&self, order_id: &str) {
-        if let Ok(mut s) = self.to_integrate.lock() {
-            s.insert(order_id.to_string());
-        }
-    }
-
-    /// Takes the orders left for integration.
-    pub(crate) fn take_integrations(&self) -> Vec<String> {
-        self.to_integrate
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s).into_iter().collect())
-            .unwrap_or_default()
+    /// Leaves `run_id` for the duty officer to advance.
+    pub(crate) fn defer(&self, run_id: &str) {
+        self.runs().deferred.insert(run_id.to_string());
     }
 
     /// Takes the runs whose advance a report deferred.
     pub(crate) fn take_deferred(&self) -> Vec<String> {
-        self.deferred
-            .lock()
-            .map(|mut d| std::mem::take(&mut *d).into_iter().collect())
-            .unwrap_or_default()
+        std::mem::take(&mut self.runs().deferred)
+            .into_iter()
+            .collect()
+    }
+
+    /// Leaves an order for this node's integration service.
+    pub(crate) fn note_integration(&self, order_id: &str, how: Pending) {
+        self.integrations().note(order_id, how);
+    }
+
+    /// Takes the orders left for integration.
+    pub(crate) fn take_integrations(&self) -> Vec<(String, Pending)> {
+        self.integrations().take()
     }
 
     pub(crate) fn open_runs(&self) -> Vec<String> {
-        self.open_runs
-            .lock()
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        self.runs().open.iter().cloned().collect()
     }
 
     pub(crate) fn mark_open(&self, run_id: &str, open: bool) {
-        if let Ok(mut s) = self.open_runs.lock() {
-            if open {
-                s.insert(run_id.to_string());
-            } else {
-                s.remove(run_id);
-            }
+        let mut runs = self.runs();
+        if open {
+            runs.open.insert(run_id.to_string());
+        } else {
+            runs.open.remove(run_id);
         }
     }
 
@@ -290,16 +263,14 @@ impl Orchestrator {
                         if !self.settings.roles.integration {
                             continue;
                         }
-                        if let Ok(mut list) = self.interrupted.lock() {
-                            list.push(o.order_id.clone());
-                        }
+                        self.note_integration(&o.order_id, Pending::Interrupted);
                     }
                     // Marked ready while no integration service was up.
                     OrderStatus::Completed
                         if o.integration == Some(EventType::IntegrationReady)
                             && self.settings.roles.integration =>
                     {
-                        self.note_integration(&o.order_id);
+                        self.note_integration(&o.order_id, Pending::Ready);
                     }
                     _ => {}
                 }

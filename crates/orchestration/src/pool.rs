@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::book::Pending;
 use super::executor::execute;
 use super::{Job, Orchestrator, Report};
 use crate::in_flight::InFlight;
@@ -139,24 +140,14 @@ async fn patrol_clock(orch: Arc<Orchestrator>, mut down: watch::Receiver<bool>) 
 }
 
 /// One duty patrol plus one observer patrol per theater with open runs,
-/// then the integrations found ready — each part on a node that runs its
-/// service.
+/// then the pending integrations (found ready, or interrupted by a restart)
+/// — each part on a node that runs its service.
 pub async fn patrol_once(orch: &Arc<Orchestrator>) {
     let roles = orch.settings.roles;
     if roles.duty
         && let Err(e) = orch.duty_patrol().await
     {
         tracing::error!(error = %e, "duty patrol failed");
-    }
-    if roles.integration {
-        for order_id in orch.take_interrupted() {
-            match orch.integrate(&order_id, None).await {
-                Ok(_) => advance_order_run(orch, &order_id).await,
-                Err(e) => {
-                    tracing::error!(order_id = %order_id, error = %e, "resuming an interrupted integration")
-                }
-            }
-        }
     }
     if roles.observer {
         let mut theaters = std::collections::BTreeSet::new();
@@ -171,7 +162,7 @@ pub async fn patrol_once(orch: &Arc<Orchestrator>) {
             match orch.patrol_theater(&t).await {
                 Ok(found) if roles.integration => {
                     for order_id in found.ready {
-                        orch.note_integration(&order_id);
+                        orch.note_integration(&order_id, Pending::Ready);
                     }
                 }
                 Ok(_) => {}
@@ -180,9 +171,9 @@ pub async fn patrol_once(orch: &Arc<Orchestrator>) {
         }
     }
     if roles.integration {
-        for order_id in orch.take_integrations() {
-            if let Err(e) = orch.integrate_ready(&order_id).await {
-                tracing::error!(order_id = %order_id, error = %e, "integrating a ready order");
+        for (order_id, how) in orch.take_integrations() {
+            if let Err(e) = orch.integrate_pending(&order_id, how).await {
+                tracing::error!(order_id = %order_id, error = %e, ?how, "integrating a pending order");
             }
             advance_order_run(orch, &order_id).await;
         }
