@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod appleseed;
 pub mod auth;
+mod background;
 pub mod dashboard;
 pub mod error;
 pub mod events_api;
@@ -31,6 +32,7 @@ use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+use background::{Background, Drain};
 use garrison_ledger::{Ledger, LedgerError};
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -383,35 +385,24 @@ async fn run(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
 
-    let (down_tx, down_rx) = watch::channel(false);
+    let mut background = Background::new();
     let backend = ledger.backend();
-    let outbox = (!config.outbox.targets.is_empty()).then(|| {
-        let run = garrison_milestones::run(ledger.clone(), config.outbox.clone(), down_rx.clone());
-        tokio::spawn(async move {
-            // A failed outbox must not take the API down; say so at once.
-            if let Err(e) = run.await {
-                tracing::error!(error = %e, "milestone outbox failed");
-            }
-        })
-    });
+    if !config.outbox.targets.is_empty() {
+        let outbox =
+            garrison_milestones::run(ledger.clone(), config.outbox.clone(), background.signal());
+        background.spawn("milestone outbox", Drain::Finish, outbox);
+    }
     // Garrison's own runs feed the Appleseed state: on the node that runs
-    // the CO (nodes sharing a ledger may share the data dir too).
-    let feed = config
-        .orchestration
-        .as_ref()
-        .is_some_and(|o| o.roles.co)
-        .then(|| {
-            let run = garrison_appleseed::learning::appleseed_feed::run(
-                ledger.clone(),
-                config.data_dir.clone(),
-                down_rx.clone(),
-            );
-            tokio::spawn(async move {
-                if let Err(e) = run.await {
-                    tracing::error!(error = %e, "appleseed feed failed");
-                }
-            })
-        });
+    // the CO (nodes sharing a ledger may share the data dir too). Stopping
+    // it saves its position before the ledger closes.
+    if config.orchestration.as_ref().is_some_and(|o| o.roles.co) {
+        let feed = garrison_appleseed::learning::appleseed_feed::run(
+            ledger.clone(),
+            config.data_dir.clone(),
+            background.signal(),
+        );
+        background.spawn("appleseed feed", Drain::Finish, feed);
+    }
     // Where the follower starts: read before the restore, so nothing another
     // node appends meanwhile is missed (what the restore saw is skipped by version).
     let shared = backend == "postgres";
@@ -439,17 +430,19 @@ async fn run(
         ),
         None => None,
     };
-    let mut workers = orchestrator
-        .clone()
-        .map(|o| garrison_orchestration::spawn_workers(o, down_rx.clone()));
-    // On a shared ledger other nodes enqueue, claim and settle orders too:
-    // follow their appends into this node's queue.
-    if shared && let (Some(o), Some(handles)) = (orchestrator.clone(), workers.as_mut()) {
-        handles.push(garrison_orchestration::spawn_follower(
-            o,
-            head,
-            down_rx.clone(),
-        ));
+    // Workers get the drain timeout to finish the attempt in hand, so its
+    // report is appended before the ledger closes.
+    if let Some(o) = &orchestrator {
+        for w in garrison_orchestration::spawn_workers(o.clone(), background.signal()) {
+            background.adopt("worker", Drain::Bounded, w);
+        }
+        // On a shared ledger other nodes enqueue, claim and settle orders
+        // too: follow their appends into this node's queue.
+        if shared {
+            let follower =
+                garrison_orchestration::spawn_follower(o.clone(), head, background.signal());
+            background.adopt("follower", Drain::Bounded, follower);
+        }
     }
     let scheduler = Scheduler::new(ledger.clone());
     // Jobs start /v1 runs on this node unless another launcher was given.
@@ -458,21 +451,20 @@ async fn run(
         (None, Some(service)) => Some(Arc::new(service.clone())),
         (None, None) => None,
     };
-    let firing = match (&launcher, config.fire_jobs) {
+    match (&launcher, config.fire_jobs) {
         (Some(launcher), true) => {
+            // It records how interrupted fires ended before the ledger closes.
             let runner = scheduler.runner(launcher.clone());
-            Some(tokio::spawn(
-                runner.run(down_rx.clone(), garrison_scheduler::DEFAULT_POLL),
-            ))
+            let firing = runner.run(background.signal(), garrison_scheduler::DEFAULT_POLL);
+            background.adopt("scheduler", Drain::Finish, tokio::spawn(firing));
         }
         (None, true) => {
             tracing::info!(
                 "no /v1 run service on this node: scheduler jobs are stored but not fired here"
             );
-            None
         }
-        (_, false) => None,
-    };
+        (_, false) => {}
+    }
     let state = AppState(Arc::new(AppStateInner {
         ledger,
         token,
@@ -481,7 +473,7 @@ async fn run(
         orchestrator: orchestrator.clone(),
         openclawssy: openclawssy.clone(),
         scheduler: Some(scheduler),
-        shutdown: Some(down_rx),
+        shutdown: Some(background.signal()),
     }));
     let app = router(state, config.body_limit);
     let listener = listener.tap_io(|tcp| {
@@ -494,11 +486,12 @@ async fn run(
         token_source,
         backend,
     });
-    let mut down_seen = down_tx.subscribe();
+    let mut down_seen = background.signal();
+    let stopper = background.stopper();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
-        let _ = down_tx.send(true);
+        stopper.send_replace(true);
     });
     // A client that never finishes its request must not hold shutdown hostage:
     // after the drain timeout we stop waiting (the connection tasks end when
@@ -524,38 +517,9 @@ async fn run(
     if let Some(service) = &openclawssy {
         service.shutdown(config.drain_timeout).await;
     }
-    // The outbox saw the same shutdown signal (or its sender dropping); wait
-    // for it so its last steps are appended before the ledger closes.
-    if let Some(outbox) = outbox
-        && let Err(e) = outbox.await
-    {
-        tracing::error!(error = %e, "milestone outbox panicked");
-    }
-    // The firing loop records how interrupted fires ended before the ledger closes.
-    if let Some(firing) = firing
-        && let Err(e) = firing.await
-    {
-        tracing::error!(error = %e, "scheduler panicked");
-    }
-    // Likewise the feed, so its position is saved before the ledger closes.
-    if let Some(feed) = feed
-        && let Err(e) = feed.await
-    {
-        tracing::error!(error = %e, "appleseed feed panicked");
-    }
-    // Workers get the drain timeout to finish the attempt in hand (so its
-    // report is appended before the ledger closes); one still running after
-    // that is dropped, and its lease lapses into a reissue on the next start.
-    for mut w in workers.into_iter().flatten() {
-        match tokio::time::timeout(config.drain_timeout, &mut w).await {
-            Ok(Err(e)) => tracing::error!(error = %e, "worker task panicked"),
-            Ok(Ok(())) => {}
-            Err(_) => {
-                tracing::warn!("a unit was still running at shutdown; its order will be reissued");
-                w.abort();
-            }
-        }
-    }
+    // The outbox, feed and firing loop end their last appends; workers get
+    // the drain timeout (see `background`).
+    background.stop(config.drain_timeout).await;
     result
 }
 
