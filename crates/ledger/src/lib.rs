@@ -15,7 +15,6 @@ pub mod sqlite;
 mod staging;
 mod store;
 pub mod tail;
-pub mod testing;
 mod writer_handle;
 
 use std::path::Path;

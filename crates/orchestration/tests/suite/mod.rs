@@ -1,0 +1,6 @@
+//! The suites of this crate's integration tests, one module each; `common`
+//! holds their shared helpers.
+
+mod common;
+mod orchestration;
+mod shared_ledger;
