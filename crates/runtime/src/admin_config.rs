@@ -9,7 +9,7 @@
 //! provider names a stored secret instead.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use garrison_agent::ProviderProfile;
 use garrison_agent::tools::DEFAULT_MAX_TIMEOUT_MS;
@@ -261,10 +261,7 @@ impl ConfigStore {
     /// good) becomes the last-known-good copy, then the new one is written.
     pub fn set(&self, config: AgentConfig) -> Result<(), OpenclawssyError> {
         config.validate().map_err(OpenclawssyError::Invalid)?;
-        let _guard = self
-            .write
-            .lock()
-            .map_err(|_| OpenclawssyError::Internal("config lock poisoned".into()))?;
+        let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let path = self.path();
         let last_good = self.dir.join(LAST_GOOD_FILE);
         match std::fs::read(&path) {
