@@ -1,7 +1,7 @@
 //! Run lifecycle events (contract §2): numbered, redacted, handed to a
 //! caller's sink and, when the run has one, written to the audit log.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use garrison_contracts::openclawssy::{AuditRecord, RunEvent, RunEventType};
 use serde_json::{Map, Value};
@@ -33,15 +33,19 @@ impl EventLog {
 
     /// The events so far, in emission order.
     pub fn events(&self) -> Vec<RunEvent> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 impl EventSink for EventLog {
     fn emit(&self, event: &RunEvent) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(event.clone());
-        }
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.clone());
     }
 }
 

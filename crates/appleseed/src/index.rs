@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
 
@@ -56,7 +56,7 @@ pub(crate) fn of_dir(dir: &Path) -> Arc<Mutex<Index>> {
     let all = INDEXES.get_or_init(Mutex::default);
     // A poisoned map or index is still whole: every change is one insert,
     // and `refresh` re-validates against the files.
-    let mut all = all.lock().unwrap_or_else(|p| p.into_inner());
+    let mut all = all.lock().unwrap_or_else(PoisonError::into_inner);
     all.entry(dir.to_path_buf()).or_default().clone()
 }
 

@@ -2,6 +2,7 @@
 //! their feedback. Duplicates (by `envelope_id` or `event_id`) are skipped.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::PoisonError;
 
 use garrison_contracts::appleseed::{RuntimeEventEnvelope, RuntimePayload};
 use serde::Serialize;
@@ -195,7 +196,7 @@ impl Appleseed {
         let env_path = self.store.envelopes_path();
         let proj_path = self.store.projected_path();
         let index = super::index::of_dir(self.store.dir());
-        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = IngestOutcome {
             warnings: index.refresh(&self.store)?,
             ..IngestOutcome::default()

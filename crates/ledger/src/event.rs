@@ -1,5 +1,7 @@
 //! The ledger's record model (DESIGN.md "Core model").
 
+use std::sync::{Mutex, PoisonError};
+
 use garrison_contracts::ironclaw::EventType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,11 +51,10 @@ pub(crate) fn resolve(ev: NewEvent, now: &str) -> Result<Resolved> {
 /// `event_id` index then grows at its right edge rather than splitting pages
 /// at random points.
 fn new_event_id() -> String {
-    static GENERATOR: std::sync::Mutex<ulid::Generator> =
-        std::sync::Mutex::new(ulid::Generator::new());
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
     let next = GENERATOR
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(PoisonError::into_inner)
         .generate();
     // Overflow of the random bits within one millisecond: a plain id.
     next.unwrap_or_else(|_| ulid::Ulid::new()).to_string()

@@ -2,7 +2,7 @@
 //! request/reply helper, and an orderly stop. Shared by both backends, whose
 //! writer threads differ only in how they receive.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
@@ -28,6 +28,9 @@ impl<C: Send> Queue<C> for tokio::sync::mpsc::UnboundedSender<C> {
     }
 }
 
+/// The mutexes only guard taking the sender and the join handle; whether
+/// the writer is alive is told by the channel (a failed push, a dropped
+/// reply), never by lock poisoning, so a poisoned lock is recovered.
 pub(crate) struct WriterHandle<Q> {
     queue: Mutex<Option<Q>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -41,6 +44,17 @@ impl<Q> WriterHandle<Q> {
         }
     }
 
+    fn queue(&self) -> MutexGuard<'_, Option<Q>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_thread(&self) -> Option<JoinHandle<()>> {
+        self.thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     /// Sends the command `make` builds around a reply channel, and waits for the reply.
     pub(crate) async fn request<C, T>(
         &self,
@@ -51,7 +65,7 @@ impl<Q> WriterHandle<Q> {
     {
         let (reply, rx) = oneshot::channel();
         {
-            let guard = self.queue.lock().map_err(|_| LedgerError::Closed)?;
+            let guard = self.queue();
             let queue = guard.as_ref().ok_or(LedgerError::Closed)?;
             queue.push(make(reply)).map_err(|_| LedgerError::Closed)?;
         }
@@ -61,9 +75,8 @@ impl<Q> WriterHandle<Q> {
     /// Closes the queue, which lets the writer drain it and exit, and waits
     /// for the thread. Later requests fail with `Closed`.
     pub(crate) async fn stop(&self) -> Result<()> {
-        drop(self.queue.lock().map_err(|_| LedgerError::Closed)?.take());
-        let thread = self.thread.lock().map_err(|_| LedgerError::Closed)?.take();
-        if let Some(t) = thread {
+        drop(self.queue().take());
+        if let Some(t) = self.take_thread() {
             tokio::task::spawn_blocking(move || t.join())
                 .await
                 .map_err(|e| LedgerError::Storage(format!("writer join failed: {e}")))?
@@ -74,10 +87,8 @@ impl<Q> WriterHandle<Q> {
 
     /// `stop` for `Drop`: no runtime needed, errors ignored.
     pub(crate) fn stop_blocking(&self) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.take();
-        }
-        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+        drop(self.queue().take());
+        if let Some(t) = self.take_thread() {
             let _ = t.join();
         }
     }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -146,10 +146,13 @@ impl Metrics {
     /// (`/runs/{id}`), never the raw path, so ids do not explode the series.
     pub fn observe_http(&self, method: &str, route: &str, status: u16, took: Duration) {
         let key = (method.to_string(), route.to_string(), status);
-        let hist = match self.http.lock() {
-            Ok(mut map) => map.entry(key).or_default().clone(),
-            Err(_) => return,
-        };
+        let hist = self
+            .http
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
         hist.observe(took);
     }
 
@@ -169,14 +172,20 @@ impl Metrics {
         }
         self.ledger_appended.add(fresh);
         self.ledger_duplicates.add(appended.len() as u64 - fresh);
-        if let Ok(mut map) = self.events_by_type.lock() {
+        {
+            let mut map = self
+                .events_by_type
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             for (t, n) in by_type {
                 *map.entry(t.to_string()).or_default() += n;
             }
         }
-        if !ticks.is_empty()
-            && let Ok(mut map) = self.patrol_ticks.lock()
-        {
+        if !ticks.is_empty() {
+            let mut map = self
+                .patrol_ticks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             for (s, n) in ticks {
                 *map.entry(s).or_default() += n;
             }
@@ -215,12 +224,10 @@ impl Metrics {
         );
         let rows = |m: &Mutex<BTreeMap<String, u64>>, label: &str| -> Vec<(String, u64)> {
             m.lock()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (format!("{label}=\"{}\"", escape(k)), *v))
-                        .collect()
-                })
-                .unwrap_or_default()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| (format!("{label}=\"{}\"", escape(k)), *v))
+                .collect()
         };
         counter(
             "garrison_ledger_events_total",
@@ -279,21 +286,19 @@ impl Metrics {
         let http: Vec<_> = self
             .http
             .lock()
-            .map(|m| {
-                m.iter()
-                    .map(|((method, route, status), h)| {
-                        (
-                            format!(
-                                "method=\"{}\",route=\"{}\",status=\"{status}\"",
-                                escape(method),
-                                escape(route)
-                            ),
-                            h.clone(),
-                        )
-                    })
-                    .collect()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((method, route, status), h)| {
+                (
+                    format!(
+                        "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                        escape(method),
+                        escape(route)
+                    ),
+                    h.clone(),
+                )
             })
-            .unwrap_or_default();
+            .collect();
         histogram(
             "garrison_http_request_seconds",
             "HTTP requests, by method, route template and status.",

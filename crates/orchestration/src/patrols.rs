@@ -8,6 +8,8 @@
 //! sentinel checks that those ticks keep coming and that the backlog is not
 //! growing without claims.
 
+use std::sync::PoisonError;
+
 use garrison_contracts::ironclaw::{EventType, Severity};
 use garrison_ledger::{LeaseOp, LedgerError, Query};
 use serde::Serialize;
@@ -214,7 +216,7 @@ impl Orchestrator {
         let depth = self.queue.depth();
         let claims = self.queue.claims();
         let backlog_stalled = {
-            let mut samples = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+            let mut samples = self.backlog.lock().unwrap_or_else(PoisonError::into_inner);
             samples.push_back((depth, claims));
             while samples.len() > STALL_AUDITS + 1 {
                 samples.pop_front();

@@ -8,7 +8,7 @@
 //! entry dropped because the cache filled up) reads the ledger instead.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use garrison_ledger::OrderSnapshot;
 use serde_json::Value;
@@ -24,7 +24,7 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub(crate) fn put(&self, order: OrderSnapshot, spec: Value) {
-        let mut orders = self.orders.lock().unwrap_or_else(|p| p.into_inner());
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         if orders.len() >= LIMIT {
             orders.clear();
         }
@@ -34,7 +34,7 @@ impl Prepared {
     pub(crate) fn take(&self, order_id: &str) -> Option<(OrderSnapshot, Value)> {
         self.orders
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(order_id)
     }
 }

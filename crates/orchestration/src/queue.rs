@@ -13,7 +13,7 @@
 //! update from an older version is ignored.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use garrison_contracts::locks::conflicts_normalized;
 use tokio::sync::Notify;
@@ -155,7 +155,7 @@ impl Queue {
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         // A panic while holding the lock cannot leave the maps half-updated
         // (every mutation is a single insert/remove), so a poisoned lock is usable.
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard)
     }
 

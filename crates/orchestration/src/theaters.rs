@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use garrison_vault::Theater;
 use serde::{Deserialize, Serialize};
@@ -57,14 +57,19 @@ impl Theaters {
         let theater = tokio::task::spawn_blocking(move || open_blocking(&id, &dir, wanted))
             .await
             .map_err(|e| OrchestrationError::Internal(format!("theater open task: {e}")))??;
-        if let Ok(mut open) = self.open.lock() {
-            open.insert(theater_id.to_string(), theater.clone());
-        }
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(theater_id.to_string(), theater.clone());
         Ok(theater)
     }
 
     fn cached(&self, theater_id: &str) -> Option<Theater> {
-        self.open.lock().ok()?.get(theater_id).cloned()
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(theater_id)
+            .cloned()
     }
 }
 

@@ -9,7 +9,7 @@
 //! provider names a stored secret instead.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use garrison_agent::ProviderProfile;
 use garrison_agent::tools::DEFAULT_MAX_TIMEOUT_MS;
@@ -240,17 +240,18 @@ impl ConfigStore {
         }
     }
 
+    fn current(&self) -> RwLockReadGuard<'_, (AgentConfig, ConfigSource)> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The config in force.
     pub fn get(&self) -> AgentConfig {
-        self.current.read().map(|c| c.0.clone()).unwrap_or_default()
+        self.current().0.clone()
     }
 
     /// Where the config in force came from.
     pub fn source(&self) -> ConfigSource {
-        self.current
-            .read()
-            .map(|c| c.1)
-            .unwrap_or(ConfigSource::Default)
+        self.current().1
     }
 
     pub fn path(&self) -> PathBuf {
@@ -261,10 +262,7 @@ impl ConfigStore {
     /// good) becomes the last-known-good copy, then the new one is written.
     pub fn set(&self, config: AgentConfig) -> Result<(), OpenclawssyError> {
         config.validate().map_err(OpenclawssyError::Invalid)?;
-        let _guard = self
-            .write
-            .lock()
-            .map_err(|_| OpenclawssyError::Internal("config lock poisoned".into()))?;
+        let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let path = self.path();
         let last_good = self.dir.join(LAST_GOOD_FILE);
         match std::fs::read(&path) {
@@ -280,9 +278,8 @@ impl ConfigStore {
         }
         garrison_files::write_json(&path, &config, garrison_files::PRIVATE)
             .map_err(|e| OpenclawssyError::io(&path, e))?;
-        if let Ok(mut current) = self.current.write() {
-            *current = (config, ConfigSource::File);
-        }
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+            (config, ConfigSource::File);
         tracing::info!(file = %path.display(), "agent config stored");
         Ok(())
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use garrison_agent::Redactor;
 use garrison_contracts::openclawssy::{RunRecord, V1RunStatus};
@@ -170,10 +170,8 @@ impl RunStore {
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, State>, OpenclawssyError> {
-        self.state
-            .lock()
-            .map_err(|_| OpenclawssyError::Internal("run index lock poisoned".into()))
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `<data-dir>/agents/<agent_id>/runs/<run_id>`.
@@ -190,7 +188,7 @@ impl RunStore {
             .map_err(|e| OpenclawssyError::io(&path, e))?;
         let (cancel_tx, cancel) = watch::channel(false);
         let (finished_tx, finished) = watch::channel(None);
-        let mut state = self.lock()?;
+        let mut state = self.lock();
         state
             .index
             .insert(run.record.id.clone(), RunSummary::from(&run));
@@ -208,18 +206,15 @@ impl RunStore {
 
     /// Keeps the task of a live run, for shutdown to wait on.
     pub fn attach(&self, run_id: &str, task: tokio::task::JoinHandle<()>) {
-        if let Ok(mut state) = self.lock()
-            && let Some(live) = state.live.get_mut(run_id)
-        {
+        if let Some(live) = self.lock().live.get_mut(run_id) {
             live.task = Some(task);
         }
     }
 
     /// A live run is now running.
     pub fn set_running(&self, run_id: &str) {
-        if let Ok(mut state) = self.lock()
-            && let Some(live) = state.live.get_mut(run_id)
-        {
+        let mut state = self.lock();
+        if let Some(live) = state.live.get_mut(run_id) {
             live.run.record.status = V1RunStatus::Running;
             live.run.started_at = Some(now());
             let summary = RunSummary::from(&live.run);
@@ -229,7 +224,7 @@ impl RunStore {
 
     /// The live copy of a run (to build its final record from).
     pub fn live(&self, run_id: &str) -> Option<StoredRun> {
-        self.lock().ok()?.live.get(run_id).map(|l| l.run.clone())
+        self.lock().live.get(run_id).map(|l| l.run.clone())
     }
 
     /// Writes a run's final record and lets its waiters know.
@@ -240,7 +235,7 @@ impl RunStore {
             .join(RECORD_FILE);
         let written = garrison_files::write_json(&path, &run, garrison_files::PRIVATE)
             .map_err(|e| OpenclawssyError::io(&path, e));
-        let mut state = self.lock()?;
+        let mut state = self.lock();
         state
             .index
             .insert(run.record.id.clone(), RunSummary::from(&run));
@@ -260,7 +255,7 @@ impl RunStore {
     /// A run's record: the live one while it runs, else the bundle's.
     pub fn get(&self, run_id: &str) -> Result<StoredRun, OpenclawssyError> {
         let agent_id = {
-            let state = self.lock()?;
+            let state = self.lock();
             if let Some(live) = state.live.get(run_id) {
                 return Ok(live.run.clone());
             }
@@ -280,9 +275,7 @@ impl RunStore {
 
     /// The newest `limit` runs, newest first.
     pub fn recent(&self, limit: usize) -> Vec<RunSummary> {
-        let Ok(state) = self.lock() else {
-            return Vec::new();
-        };
+        let state = self.lock();
         let mut runs: Vec<RunSummary> = state.index.values().cloned().collect();
         runs.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
         runs.truncate(limit);
@@ -291,10 +284,7 @@ impl RunStore {
 
     /// Asks every live run to stop and returns their tasks.
     pub fn cancel_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let Ok(mut state) = self.lock() else {
-            return Vec::new();
-        };
-        state
+        self.lock()
             .live
             .values_mut()
             .filter_map(|l| {

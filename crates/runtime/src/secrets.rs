@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,10 +102,7 @@ impl SecretStore {
                 "value is longer than {MAX_VALUE_BYTES} bytes"
             )));
         }
-        let mut entries = self
-            .entries
-            .write()
-            .map_err(|_| OpenclawssyError::Internal("secret store lock poisoned".into()))?;
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = entries.clone();
         next.insert(
             name.to_string(),
@@ -122,28 +119,23 @@ impl SecretStore {
         Ok(())
     }
 
+    fn entries(&self) -> RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The stored names, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.entries
-            .read()
-            .map(|e| e.keys().cloned().collect())
-            .unwrap_or_default()
+        self.entries().keys().cloned().collect()
     }
 
     /// The value of `name`, for a run's provider key.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.entries
-            .read()
-            .ok()
-            .and_then(|e| e.get(name).map(|e| e.value.clone()))
+        self.entries().get(name).map(|e| e.value.clone())
     }
 
     /// Every value, for redaction.
     pub fn values(&self) -> Vec<String> {
-        self.entries
-            .read()
-            .map(|e| e.values().map(|e| e.value.clone()).collect())
-            .unwrap_or_default()
+        self.entries().values().map(|e| e.value.clone()).collect()
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use garrison_agent::SessionMessage;
 use serde::{Deserialize, Serialize};
@@ -170,10 +170,8 @@ impl SessionStore {
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Index>, OpenclawssyError> {
-        self.index
-            .lock()
-            .map_err(|_| OpenclawssyError::Internal("session index lock poisoned".into()))
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn dir(&self, agent_id: &str) -> PathBuf {
@@ -188,7 +186,7 @@ impl SessionStore {
     /// The key's current session, opening one when it has none. Returns the
     /// id and whether it was opened now.
     pub fn current_or_open(&self, key: &SessionKey) -> Result<(String, bool), OpenclawssyError> {
-        let mut index = self.lock()?;
+        let mut index = self.lock();
         if let Some(id) = index.current.get(key) {
             return Ok((id.clone(), false));
         }
@@ -198,12 +196,12 @@ impl SessionStore {
 
     /// The key's current session, if it has one.
     pub fn current(&self, key: &SessionKey) -> Option<String> {
-        self.lock().ok()?.current.get(key).cloned()
+        self.lock().current.get(key).cloned()
     }
 
     /// Starts a new session for `key`; it becomes the current one.
     pub fn open_new(&self, key: &SessionKey) -> Result<String, OpenclawssyError> {
-        let mut index = self.lock()?;
+        let mut index = self.lock();
         self.open_locked(&mut index, key)
     }
 
@@ -229,7 +227,7 @@ impl SessionStore {
         key: &SessionKey,
         session_id: Option<&str>,
     ) -> Result<Option<String>, OpenclawssyError> {
-        let mut index = self.lock()?;
+        let mut index = self.lock();
         let target = match session_id {
             Some(id) => match index.sessions.get(id) {
                 Some(s) if &s.key == key => id.to_string(),
@@ -265,7 +263,6 @@ impl SessionStore {
     /// The agent a session belongs to.
     pub fn agent_of(&self, session_id: &str) -> Option<String> {
         self.lock()
-            .ok()?
             .sessions
             .get(session_id)
             .map(|s| s.key.agent_id.clone())
@@ -273,7 +270,7 @@ impl SessionStore {
 
     /// The lock a run holds while it answers in `session_id`.
     pub fn turn(&self, session_id: &str) -> Result<Arc<tokio::sync::Mutex<()>>, OpenclawssyError> {
-        self.lock()?
+        self.lock()
             .sessions
             .get(session_id)
             .map(|s| s.turn.clone())
@@ -286,7 +283,7 @@ impl SessionStore {
         session_id: &str,
         messages: Vec<SessionMessage>,
     ) -> Result<(), OpenclawssyError> {
-        let mut index = self.lock()?;
+        let mut index = self.lock();
         let dir = self.agents_dir.clone();
         let session = index
             .sessions
@@ -313,7 +310,7 @@ impl SessionStore {
     /// The session's messages, oldest first.
     pub fn messages(&self, session_id: &str) -> Result<Vec<StoredMessage>, OpenclawssyError> {
         let path = {
-            let index = self.lock()?;
+            let index = self.lock();
             let session = index
                 .sessions
                 .get(session_id)
@@ -326,7 +323,7 @@ impl SessionStore {
 
     /// Sessions matching `filter`, most recently active first.
     pub fn list(&self, filter: &SessionFilter) -> Result<Vec<SessionInfo>, OpenclawssyError> {
-        let index = self.lock()?;
+        let index = self.lock();
         // A blank filter value (`?room_id=`) matches anything, like an absent one.
         let matches = |want: &Option<String>, have: Option<&str>| {
             want.as_deref()

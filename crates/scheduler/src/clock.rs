@@ -2,7 +2,7 @@
 //! the no-replay rule can be exercised across hours of schedule without
 //! waiting for them.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
 
@@ -30,27 +30,25 @@ impl ManualClock {
         ManualClock(Mutex::new(start))
     }
 
+    fn lock(&self) -> MutexGuard<'_, Timestamp> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Sets the time.
     pub fn set(&self, to: Timestamp) {
-        if let Ok(mut t) = self.0.lock() {
-            *t = to;
-        }
+        *self.lock() = to;
     }
 
     /// Moves the time forward by `by` (saturating at the end of time).
     pub fn advance(&self, by: std::time::Duration) {
-        if let Ok(mut t) = self.0.lock() {
-            let by = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
-            *t = t.saturating_add(by).unwrap_or(*t);
-        }
+        let by = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
+        let mut t = self.lock();
+        *t = t.saturating_add(by).unwrap_or(*t);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        match self.0.lock() {
-            Ok(t) => *t,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        *self.lock()
     }
 }

@@ -15,7 +15,7 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
@@ -103,10 +103,10 @@ impl SqliteLedger {
         })
     }
 
-    fn lease_rows(&self) -> std::sync::MutexGuard<'_, HashMap<String, Row>> {
+    fn lease_rows(&self) -> MutexGuard<'_, HashMap<String, Row>> {
         // Every change to the map is one insert/remove/field write, so a
         // poisoned lock still guards consistent rows.
-        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn read_with<R, F>(&self, f: F) -> Result<R>
@@ -141,8 +141,12 @@ struct ReadPool {
 }
 
 impl ReadPool {
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let reused = self.idle().pop();
         let conn = match reused {
             Some(c) => c,
             None => {
@@ -155,11 +159,11 @@ impl ReadPool {
             }
         };
         let out = f(&conn);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < 8
-        {
+        let mut idle = self.idle();
+        if idle.len() < 8 {
             idle.push(conn);
         }
+        drop(idle);
         out
     }
 }
@@ -256,7 +260,14 @@ impl Ledger for SqliteLedger {
         self.writer.stop().await?;
         // The store is consistent on disk now; let another process have it
         // even if this handle lingers (e.g. in a request still draining).
-        drop(self.lock.lock().map_err(|_| LedgerError::Closed)?.take());
+        // The mutex only guards taking the lock file; poisoning says nothing
+        // about the store, so it is recovered and the file still released.
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The single writer thread and its group commit.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -228,7 +228,7 @@ impl<'a> Group<'a> {
         op: Option<&LeaseOp>,
         rows: &'a MemRows,
     ) -> Result<Vec<Appended>> {
-        let lock_rows = || rows.lock().unwrap_or_else(|p| p.into_inner());
+        let lock_rows = || rows.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(op) = op {
             if self.leases.table.is_none() {
                 if matches!(op, LeaseOp::Reap { .. }) {
@@ -307,7 +307,7 @@ impl<'a> Group<'a> {
             match leases.held {
                 Some(mut held) => lease::apply_changes(&mut held, table.changes()),
                 None => lease::apply_changes(
-                    &mut rows.lock().unwrap_or_else(|p| p.into_inner()),
+                    &mut rows.lock().unwrap_or_else(PoisonError::into_inner),
                     table.changes(),
                 ),
             }
