@@ -1,5 +1,5 @@
 //! `garrison appleseed ingest|openclaw-import|inspect|report|governance`
-//! (appleseed-event-contract.md; DESIGN.md "Appleseed CLI").
+//! (appleseed-event-contract.md; docs/interface.md "Appleseed CLI").
 //!
 //! Exit status: 0 on success, 1 when the payload is rejected or the state
 //! dir fails (nothing is written on a rejection), 2 for usage errors.

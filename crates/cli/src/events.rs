@@ -58,7 +58,7 @@ pub struct TailArgs {
     /// Keep printing new events as they are appended
     #[arg(long, short = 'f')]
     pub follow: bool,
-    /// Read through a running server (http://HOST:PORT) instead of the local ledger
+    /// Read through a running server (http:// or https://HOST:PORT) instead of the local ledger
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }

@@ -36,7 +36,7 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct JobsArgs {
-    /// The running server (http://HOST:PORT)
+    /// The running server (http:// or https://HOST:PORT)
     #[arg(
         long,
         global = true,

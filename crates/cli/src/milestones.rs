@@ -1,5 +1,5 @@
 //! `garrison milestones emit`: sign a milestone ingest body and POST it
-//! (milestone-ingest.md; DESIGN.md "Milestone signatures").
+//! (milestone-ingest.md; docs/interface.md "Milestone signatures").
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ pub enum MilestonesCmd {
 FILE holds a full ingest body {\"idempotencyKey\", \"sentAtUtc\", \"event\"}, sent
 byte for byte as written; or just the event object, which is wrapped with a
 fresh idempotency key (emit-<ULID>) and sentAtUtc = now. Either way it is
-validated first (DESIGN.md event rules) and nothing is sent if it is invalid.
+validated first (docs/interface.md event rules) and nothing is sent if it is invalid.
 
 The body is signed with HMAC-SHA256 over its canonical JSON form
 (x-openclaw-signature) and stamped with the current UTC time
@@ -59,7 +59,7 @@ Examples:
   garrison milestones deliveries
   garrison milestones deliveries --server http://127.0.0.1:7878")]
     Deliveries {
-        /// Ask a running server (http://HOST:PORT) instead of reading the local ledger
+        /// Ask a running server (http:// or https://HOST:PORT) instead of reading the local ledger
         #[arg(long, value_name = "URL")]
         server: Option<String>,
     },

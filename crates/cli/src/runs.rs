@@ -25,7 +25,7 @@ Examples:
     Show {
         /// Run id
         id: String,
-        /// Ask a running server (http://HOST:PORT) instead of reading the local ledger
+        /// Ask a running server (http:// or https://HOST:PORT) instead of reading the local ledger
         #[arg(long, value_name = "URL")]
         server: Option<String>,
     },

@@ -9,7 +9,7 @@ use garrison_server::{Ready, ServeConfig, TokenSource};
 
 use crate::config::{Global, Settings};
 
-/// Every service DESIGN.md names, and whether this build has it.
+/// Every service docs/interface.md names, and whether this build has it.
 const SERVICES: &[(&str, bool)] = &[
     ("all", true),
     ("ledger", true),

@@ -40,7 +40,7 @@ Examples:
   garrison worker --server http://127.0.0.1:7878 --unit-id fireteam-a --max-jobs 10
   garrison worker --server http://10.0.0.2:7878,http://10.0.0.1:7878")]
 pub struct WorkerArgs {
-    /// Servers to claim jobs from (http://HOST:PORT), in order of preference;
+    /// Servers to claim jobs from (http:// or https://HOST:PORT), in order of preference;
     /// comma-separated or repeated
     #[arg(long, value_name = "URL", value_delimiter = ',', required = true)]
     pub server: Vec<String>,

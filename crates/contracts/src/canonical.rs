@@ -1,4 +1,4 @@
-//! The canonical form milestone signatures are computed over (DESIGN.md
+//! The canonical form milestone signatures are computed over (docs/interface.md
 //! "Milestone signatures"): byte for byte what a JavaScript engine prints for
 //! `JSON.stringify(sortKeys(JSON.parse(text)))`, where `sortKeys`
 //! is the contract's reference emitter function: it rebuilds every object by

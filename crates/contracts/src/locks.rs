@@ -1,4 +1,4 @@
-//! Lock resources: normalisation and path-prefix conflicts (DESIGN.md "Validators").
+//! Lock resources: normalisation and path-prefix conflicts (docs/interface.md "Validators").
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Milestone ingest (milestone-ingest.md) with DESIGN.md's event validity rules.
+//! Milestone ingest (milestone-ingest.md) with docs/interface.md's event validity rules.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -203,7 +203,7 @@ impl MilestoneEvent {
         Ok(event)
     }
 
-    /// DESIGN.md "Event validity", as a human reason on failure.
+    /// docs/interface.md "Milestone signatures", as a human reason on failure.
     pub fn validate(&self) -> Result<(), String> {
         for (name, value) in [
             ("milestoneId", &self.milestone_id),

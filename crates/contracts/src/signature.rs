@@ -1,4 +1,4 @@
-//! Milestone request signatures (DESIGN.md "Milestone signatures"):
+//! Milestone request signatures (docs/interface.md "Milestone signatures"):
 //! `x-openclaw-signature` is the lowercase hex HMAC-SHA256 of the body's
 //! [canonical form](crate::canonical), so any sender whose JSON means the same
 //! to a JS engine (key order, whitespace, number spelling) signs the same.

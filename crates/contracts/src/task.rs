@@ -1,4 +1,4 @@
-//! The operator-workflow task state machine (DESIGN.md "Task transitions").
+//! The operator-workflow task state machine (docs/interface.md "Validators").
 
 use serde::{Deserialize, Serialize};
 

@@ -51,7 +51,7 @@ codes! {
 }
 
 impl Code {
-    /// Structural failures are never retried (DESIGN.md "Validators").
+    /// Structural failures are never retried (docs/interface.md "Validators").
     pub fn is_structural(self) -> bool {
         matches!(
             self,

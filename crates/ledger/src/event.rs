@@ -1,4 +1,4 @@
-//! The ledger's record model (DESIGN.md "Core model").
+//! The ledger's record model (docs/interface.md "Core model").
 
 use std::sync::{Mutex, PoisonError};
 

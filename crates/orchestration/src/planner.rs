@@ -1,4 +1,4 @@
-//! The LLM planner: asks a profile's model for a plan in DESIGN.md's plan
+//! The LLM planner: asks a profile's model for a plan in docs/interface.md's plan
 //! shape. Its answer is data, validated strictly by the caller before any
 //! order exists.
 

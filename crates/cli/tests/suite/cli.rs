@@ -225,7 +225,7 @@ fn unavailable_commands_fail_loudly() {
     assert!(!d.exists());
 }
 
-/// DESIGN.md's first command: offline, three orders with a dependency,
+/// docs/interface.md's first command: offline, three orders with a dependency,
 /// merged into the theater mainline, milestones to its own ingest, JSON last.
 #[test]
 fn demo_runs_offline_end_to_end() {

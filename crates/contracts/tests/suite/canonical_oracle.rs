@@ -1,5 +1,5 @@
 //! Cross-checks `canonicalize` against a real JS engine: node runs the
-//! a recursive key sort (plain assignment, as DESIGN.md describes the sender) + `JSON.stringify` over the same
+//! a recursive key sort (plain assignment, as docs/interface.md describes the sender) + `JSON.stringify` over the same
 //! generated texts. One node process serves the whole run: every case goes
 //! through it in one batch, and a failure is then shrunk with proptest by
 //! asking the same process again.

@@ -1,4 +1,4 @@
-//! One behavioural suite for every ledger backend (DESIGN.md "Core model").
+//! One behavioural suite for every ledger backend (docs/interface.md "Core model").
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Milestone ingest, feed and dead letter over real HTTP (milestone-ingest.md,
-//! DESIGN.md "Milestone signatures").
+//! docs/interface.md "Milestone signatures").
 
 use std::io::Write;
 

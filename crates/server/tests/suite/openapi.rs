@@ -1,5 +1,5 @@
 //! The OpenAPI document against what the server really does: every
-//! registered route is documented (and nothing else), every route DESIGN.md
+//! registered route is documented (and nothing else), every route docs/interface.md
 //! names is there, and the public/secured split matches the auth middleware.
 
 use std::collections::BTreeSet;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::common::{self, Server, TOKEN, request};
 
-/// The routes DESIGN.md's "HTTP routes" section names (all five contracts
+/// The routes docs/interface.md's "HTTP routes" section names (all five contracts
 /// plus the public probes), in OpenAPI path form.
 const DESIGN_ROUTES: &[(&str, &str)] = &[
     // gateway
@@ -56,7 +56,7 @@ const DESIGN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/admin/secrets"),
     ("GET", "/api/admin/chat/sessions"),
     ("GET", "/api/admin/chat/sessions/{session_id}/messages"),
-    // Garrison's own additions DESIGN.md lists: remote workers, event
+    // Garrison's own additions docs/interface.md lists: remote workers, event
     // streaming, Appleseed ingest, scheduler jobs, metrics.
     ("POST", "/api/workers/claim"),
     ("POST", "/api/workers/heartbeat"),

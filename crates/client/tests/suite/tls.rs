@@ -1,8 +1,6 @@
 //! `https://` against a TLS endpoint on loopback whose certificate is signed
 //! by a CA made at test time (no key is ever written to the repository).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,3 @@
+//! The suites of this crate's integration tests, one module each.
+
+mod tls;
