@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use garrison_contracts::ironclaw::RunStatus;
-use garrison_orchestration::{CreateRun, Orchestrator, PlanSource, spawn_workers};
+use garrison_lifecycle::Services;
+use garrison_orchestration::{CreateRun, Orchestrator, PlanSource, Pool};
 use serde_json::Value;
 
 use crate::config::{Global, Settings};
@@ -118,13 +119,15 @@ async fn drive(orch: &Arc<Orchestrator>, args: &RunArgs, plan: Option<Value>) ->
         planned.len(),
         run.theater_id.as_deref().unwrap_or("")
     );
-    let (down_tx, down_rx) = tokio::sync::watch::channel(false);
-    let workers = spawn_workers(orch.clone(), down_rx);
+    let services = Services::new();
+    let workers = Pool::new(orch.clone()).start(services.signal());
     orch.dispatch(&run.run_id).await?;
     let ended = crate::progress::follow(orch, &run.run_id, Duration::from_secs(args.timeout)).await;
-    let _ = down_tx.send(true);
+    // The workers finish what they hold: nothing is left running behind
+    // the summary.
+    services.stopper().send_replace(true);
     for w in workers {
-        let _ = w.await;
+        w.join().await;
     }
     let ended = ended?;
     let doc = crate::summary::summary(orch, &ended).await?;

@@ -14,4 +14,4 @@ pub use ingest::{
     Accepted, BadLimit, Ingest, MilestoneSettings, Refusal, Rejection, Signed, TooLarge, deliveries,
 };
 pub use milestone_for::milestone_for;
-pub use outbox::{OutboxConfig, OutboxError, Target, run};
+pub use outbox::{OutboxConfig, OutboxError, OutboxService, Target, run};

@@ -136,6 +136,29 @@ struct Report {
     storage_error: bool,
 }
 
+/// The outbox as a background service: `OutboxService::new(ledger,
+/// options).start(signal)`.
+pub struct OutboxService {
+    ledger: Arc<dyn Ledger>,
+    config: OutboxConfig,
+}
+
+impl OutboxService {
+    pub fn new(ledger: Arc<dyn Ledger>, config: OutboxConfig) -> Self {
+        OutboxService { ledger, config }
+    }
+
+    /// Runs [`run`] until the signal; drained to its end at shutdown so its
+    /// last steps are appended before the ledger closes.
+    pub fn start(self, signal: garrison_lifecycle::Signal) -> garrison_lifecycle::Handle {
+        garrison_lifecycle::Handle::spawn(
+            "milestone outbox",
+            garrison_lifecycle::Drain::Finish,
+            run(self.ledger, self.config, signal),
+        )
+    }
+}
+
 /// Runs the outbox until `shutdown` turns true (or its sender is dropped).
 /// Reads every source event and delivery step, resumes what is not final,
 /// then follows the ledger from the head it read.

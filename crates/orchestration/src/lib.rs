@@ -46,7 +46,7 @@ pub use ids::new_id;
 pub use integration::IntegrationOutcome;
 pub use observer::ObserverReport;
 pub use patrols::{AuditReport, PatrolReport};
-pub use pool::{patrol_once, run_job, spawn_follower, spawn_workers};
+pub use pool::{Follower, Pool, patrol_once, run_job, spawn_follower, spawn_workers};
 pub use queue::Queue;
 pub use settings::{Bootstrap, GateCommand, Retention, Roles, Settings};
 pub use theaters::Theaters;

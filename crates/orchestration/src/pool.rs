@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use garrison_lifecycle::{Drain, Handle, Signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -10,6 +11,49 @@ use super::book::Pending;
 use super::executor::execute;
 use super::{Job, Orchestrator, Report};
 use crate::in_flight::InFlight;
+
+/// The in-process worker pool and patrol clock as background services:
+/// `Pool::new(orch).start(signal)`. Each is bounded at shutdown: the drain
+/// timeout lets a worker finish the attempt in hand (its report appended
+/// before the ledger closes); one still running then is aborted, and its
+/// lease lapses into a reissue on the next start.
+pub struct Pool {
+    orch: Arc<Orchestrator>,
+}
+
+impl Pool {
+    pub fn new(orch: Arc<Orchestrator>) -> Self {
+        Pool { orch }
+    }
+
+    pub fn start(self, signal: Signal) -> Vec<Handle> {
+        spawn_workers(self.orch, signal)
+            .into_iter()
+            .map(|task| Handle::from_task("worker pool", Drain::Bounded, task))
+            .collect()
+    }
+}
+
+/// On a shared ledger, folds other nodes' appends into this node's queue
+/// (see `follow`), from `after`: `Follower::new(orch, after).start(signal)`.
+pub struct Follower {
+    orch: Arc<Orchestrator>,
+    after: i64,
+}
+
+impl Follower {
+    pub fn new(orch: Arc<Orchestrator>, after: i64) -> Self {
+        Follower { orch, after }
+    }
+
+    pub fn start(self, signal: Signal) -> Handle {
+        Handle::from_task(
+            "follower",
+            Drain::Bounded,
+            spawn_follower(self.orch, self.after, signal),
+        )
+    }
+}
 
 /// Starts `settings.workers` worker tasks (on a node with the worker
 /// service) and the patrol clock (with any patrol or integration); they stop

@@ -209,6 +209,20 @@ impl Runner {
         }
     }
 
+    /// Runs [`Runner::run`] as a background service; drained to its end at
+    /// shutdown so it records how interrupted fires ended.
+    pub fn start(
+        self,
+        signal: garrison_lifecycle::Signal,
+        poll: Duration,
+    ) -> garrison_lifecycle::Handle {
+        garrison_lifecycle::Handle::spawn_infallible(
+            "scheduler",
+            garrison_lifecycle::Drain::Finish,
+            self.run(signal, poll),
+        )
+    }
+
     /// Runs ticks until `shutdown` turns true: sleeps until the next due
     /// time, at most `poll`, and wakes early when a job changes locally.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, poll: Duration) {

@@ -8,7 +8,6 @@
 pub mod admin;
 pub mod appleseed;
 pub mod auth;
-mod background;
 pub mod dashboard;
 pub mod error;
 pub mod events_api;
@@ -32,8 +31,11 @@ use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::serve::ListenerExt;
-use background::{Background, Drain};
+use garrison_appleseed::learning::appleseed_feed::Feed;
 use garrison_ledger::{Ledger, LedgerError};
+use garrison_lifecycle::Services;
+use garrison_milestones::OutboxService;
+use garrison_orchestration::{Follower, Pool};
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -385,23 +387,18 @@ async fn run(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
 
-    let mut background = Background::new();
+    let mut background = Services::new();
     let backend = ledger.backend();
     if !config.outbox.targets.is_empty() {
-        let outbox =
-            garrison_milestones::run(ledger.clone(), config.outbox.clone(), background.signal());
-        background.spawn("milestone outbox", Drain::Finish, outbox);
+        let outbox = OutboxService::new(ledger.clone(), config.outbox.clone());
+        background.add(outbox.start(background.signal()));
     }
     // Garrison's own runs feed the Appleseed state: on the node that runs
     // the CO (nodes sharing a ledger may share the data dir too). Stopping
     // it saves its position before the ledger closes.
     if config.orchestration.as_ref().is_some_and(|o| o.roles.co) {
-        let feed = garrison_appleseed::learning::appleseed_feed::run(
-            ledger.clone(),
-            config.data_dir.clone(),
-            background.signal(),
-        );
-        background.spawn("appleseed feed", Drain::Finish, feed);
+        let feed = Feed::new(ledger.clone(), config.data_dir.clone());
+        background.add(feed.start(background.signal()));
     }
     // Where the follower starts: read before the restore, so nothing another
     // node appends meanwhile is missed (what the restore saw is skipped by version).
@@ -433,15 +430,13 @@ async fn run(
     // Workers get the drain timeout to finish the attempt in hand, so its
     // report is appended before the ledger closes.
     if let Some(o) = &orchestrator {
-        for w in garrison_orchestration::spawn_workers(o.clone(), background.signal()) {
-            background.adopt("worker", Drain::Bounded, w);
+        for worker in Pool::new(o.clone()).start(background.signal()) {
+            background.add(worker);
         }
         // On a shared ledger other nodes enqueue, claim and settle orders
         // too: follow their appends into this node's queue.
         if shared {
-            let follower =
-                garrison_orchestration::spawn_follower(o.clone(), head, background.signal());
-            background.adopt("follower", Drain::Bounded, follower);
+            background.add(Follower::new(o.clone(), head).start(background.signal()));
         }
     }
     let scheduler = Scheduler::new(ledger.clone());
@@ -455,8 +450,7 @@ async fn run(
         (Some(launcher), true) => {
             // It records how interrupted fires ended before the ledger closes.
             let runner = scheduler.runner(launcher.clone());
-            let firing = runner.run(background.signal(), garrison_scheduler::DEFAULT_POLL);
-            background.adopt("scheduler", Drain::Finish, tokio::spawn(firing));
+            background.add(runner.start(background.signal(), garrison_scheduler::DEFAULT_POLL));
         }
         (None, true) => {
             tracing::info!(
@@ -518,7 +512,7 @@ async fn run(
         service.shutdown(config.drain_timeout).await;
     }
     // The outbox, feed and firing loop end their last appends; workers get
-    // the drain timeout (see `background`).
+    // the drain timeout (see `garrison_lifecycle`).
     background.stop(config.drain_timeout).await;
     result
 }

@@ -83,6 +83,28 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|down| *down).await;
 }
 
+/// The feed as a background service: `Feed::new(ledger, data_dir).start(signal)`.
+pub struct Feed {
+    ledger: Arc<dyn Ledger>,
+    data_dir: PathBuf,
+}
+
+impl Feed {
+    pub fn new(ledger: Arc<dyn Ledger>, data_dir: PathBuf) -> Self {
+        Feed { ledger, data_dir }
+    }
+
+    /// Runs [`run`] until the signal; drained to its end at shutdown so its
+    /// position is saved before the ledger closes.
+    pub fn start(self, signal: garrison_lifecycle::Signal) -> garrison_lifecycle::Handle {
+        garrison_lifecycle::Handle::spawn(
+            "appleseed feed",
+            garrison_lifecycle::Drain::Finish,
+            run(self.ledger, self.data_dir, signal),
+        )
+    }
+}
+
 /// Follows the ledger from the saved position until `shutdown` turns true
 /// (or its sender is dropped), ingesting an envelope for every run event.
 /// A failing ledger or state dir is retried from the last handled event.
