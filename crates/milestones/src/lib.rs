@@ -4,10 +4,10 @@
 //! source event, so a retry is a `duplicate` at the receiver. Inbound
 //! (`ingest`): the signed, idempotent ingest, its feed and dead letter.
 
-pub mod delivery;
-pub mod ingest;
-pub mod milestone_for;
-pub mod outbox;
+mod delivery;
+mod ingest;
+mod milestone_for;
+mod outbox;
 
 pub use delivery::{DeliveryState, DeliveryStep, DeliverySummary, summarize};
 pub use ingest::{

@@ -25,7 +25,7 @@ mod planner;
 mod pool;
 mod prepared;
 mod prompt;
-pub mod queue;
+mod queue;
 mod settings;
 mod theaters;
 mod worktrees;

@@ -4,22 +4,22 @@
 //! sessions (`sessions`), the agent runtime's config (`admin_config`) and
 //! the secret store (`secrets`). [`Openclawssy::start_run`] is the one way a
 //! run begins, whether from `POST /v1/runs`, a chat message or the
-//! scheduler; [`execute`] carries it out with the agent crate's
+//! scheduler; `execute` carries it out with the agent crate's
 //! `run_agent_with` in `<data-dir>/agents/<agent_id>/workspace`.
 //!
 //! No secret value leaves through here: runs get the stored values to
 //! redact from their events, records and session messages, and every
 //! answer of this module shows names only.
 
-pub mod admin_config;
-pub mod chat;
+mod admin_config;
+mod chat;
 mod error;
 mod execute;
-pub mod launcher;
-pub mod provider;
-pub mod runs;
-pub mod secrets;
-pub mod sessions;
+mod launcher;
+mod provider;
+mod runs;
+mod secrets;
+mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,22 +1,22 @@
 //! Scheduler jobs (Openclawssy contract §4): `@every <duration>` and RFC3339
 //! one-shot jobs that each start a run of their agent when they fire.
 //!
-//! - [`schedule`]: when a job fires next, and the no-replay rule (pure).
-//! - [`state`]: the events of a job stream and the state folded from them.
-//! - [`store`]: persistence in the ledger (stream `job:<job_id>`), with a
+//! - `schedule`: when a job fires next, and the no-replay rule (pure).
+//! - `state`: the events of a job stream and the state folded from them.
+//! - `store`: persistence in the ledger (stream `job:<job_id>`), with a
 //!   cache kept up to the ledger's head.
-//! - [`runner`]: the firing loop; fires are claimed by compare-and-append.
-//! - [`launcher`]: the seam to whatever starts runs.
-//! - [`input`] / [`view`]: what the API takes and shows.
+//! - `runner`: the firing loop; fires are claimed by compare-and-append.
+//! - `launcher`: the seam to whatever starts runs.
+//! - `input` / `view`: what the API takes and shows.
 
-pub mod clock;
-pub mod input;
-pub mod launcher;
-pub mod runner;
-pub mod schedule;
-pub mod state;
-pub mod store;
-pub mod view;
+mod clock;
+mod input;
+mod launcher;
+mod runner;
+mod schedule;
+mod state;
+mod store;
+mod view;
 
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use input::JobInput;
 pub use launcher::{LaunchRequest, LaunchedRun, RunEnd, RunLauncher, RunOutcome};
 pub use runner::{DEFAULT_POLL, Runner, Tick};
+pub use state::KEEP_FIRES;
 pub use store::JobStore;
 pub use view::{FireView, JobView};
 

@@ -18,17 +18,10 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::state::JobState;
 
-pub use garrison_contracts::openclawssy::{CRON_UNSUPPORTED, MIN_EVERY};
-
 /// How late a one-shot may be caught up: a node restarting within this of
 /// the time still fires it, and a second node that starts just after the
 /// time does not mark missed what the first is about to fire.
 pub const MISSED_GRACE: Duration = Duration::from_secs(60);
-
-/// Parses a `schedule` string (see the module docs for the forms).
-pub fn parse(schedule: &str) -> Result<Schedule, String> {
-    schedule.parse::<Schedule>().map_err(|e| e.reason)
-}
 
 /// The next time the job fires; `None` when it never will (disabled, a
 /// one-shot that is done, or past the end of time).
@@ -101,6 +94,11 @@ mod tests {
 
     use super::super::state::{Fire, FireStatus};
     use super::*;
+    use garrison_contracts::openclawssy::CRON_UNSUPPORTED;
+
+    fn parse(schedule: &str) -> Result<Schedule, String> {
+        schedule.parse::<Schedule>().map_err(|e| e.reason)
+    }
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -23,7 +23,7 @@ use crate::route_table::Routes;
 /// Fires `GET …/fires` returns without `?limit=`.
 const DEFAULT_FIRES: usize = 20;
 /// Most fires one request returns (what the scheduler keeps per job).
-const MAX_FIRES: usize = garrison_scheduler::state::KEEP_FIRES;
+const MAX_FIRES: usize = garrison_scheduler::KEEP_FIRES;
 // The OpenAPI document states this bound (`FiresQuery`'s `maximum`).
 const _: () = assert!(MAX_FIRES == 50);
 
