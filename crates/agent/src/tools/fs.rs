@@ -3,10 +3,62 @@
 use garrison_contracts::openclawssy::{ToolError, ToolErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
-use super::path_policy::denied_prefix;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::path_policy::{denied_prefix, shown};
 use super::{ToolRuntime, io_error, parse_input};
+
+/// Opens `abs` for reading (or writing: created, truncated) as a regular
+/// file only. `O_NONBLOCK` keeps a FIFO or device from blocking the open,
+/// `O_NOFOLLOW` refuses a symlink swapped in after the path check, and the
+/// `fstat` of the opened file refuses anything but a regular file before a
+/// byte moves: no tool thread is ever left blocked on a special file.
+async fn open_regular(abs: &Path, path: &str, write: bool) -> Result<tokio::fs::File, ToolError> {
+    let abs = abs.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut options = std::fs::OpenOptions::new();
+        if write {
+            options.write(true).create(true).truncate(false);
+        } else {
+            options.read(true);
+        }
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+        let file = options.open(&abs)?;
+        let meta = file.metadata()?;
+        Ok::<_, std::io::Error>((file, meta))
+    })
+    .await
+    .map_err(|e| ToolError::new(ToolErrorCode::InternalError, format!("open task: {e}")))?
+    .map_err(|e| match e.raw_os_error() {
+        // A FIFO opened for writing with no reader, or a socket.
+        Some(libc::ENXIO) => invalid(path, NOT_REGULAR),
+        _ => io_error(path, e),
+    })?;
+    let (file, meta) = opened;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err(invalid(path, "is a directory"));
+    }
+    if !kind.is_file() {
+        return Err(invalid(path, NOT_REGULAR));
+    }
+    if write {
+        // Truncated only once it is known to be a regular file.
+        file.set_len(0).map_err(|e| io_error(path, e))?;
+    }
+    Ok(tokio::fs::File::from_std(file))
+}
+
+const NOT_REGULAR: &str = "is not a regular file (a FIFO, socket or device)";
+
+fn invalid(path: &str, what: &str) -> ToolError {
+    let path = shown(path);
+    ToolError::new(ToolErrorCode::ToolInputInvalid, format!("{path} {what}"))
+        .with_detail("path", path)
+}
 
 /// Most entries `fs.list` returns.
 const MAX_LIST_ENTRIES: usize = 1000;
@@ -39,17 +91,8 @@ struct EditInput {
 pub(super) async fn read(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolError> {
     let PathInput { path } = parse_input(input)?;
     let abs = rt.resolve(&path)?;
-    let file = tokio::fs::File::open(&abs)
-        .await
-        .map_err(|e| io_error(&path, e))?;
+    let file = open_regular(&abs, &path, false).await?;
     let meta = file.metadata().await.map_err(|e| io_error(&path, e))?;
-    if meta.is_dir() {
-        return Err(ToolError::new(
-            ToolErrorCode::ToolInputInvalid,
-            format!("{path} is a directory"),
-        )
-        .with_detail("path", path.as_str()));
-    }
     let cap = rt.limits.output_cap_bytes;
     let mut bytes = Vec::new();
     file.take(cap as u64 + 1)
@@ -67,13 +110,7 @@ pub(super) async fn read(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolE
             bytes.truncate(valid);
             String::from_utf8(bytes).unwrap_or_default()
         }
-        Err(_) => {
-            return Err(ToolError::new(
-                ToolErrorCode::ToolInputInvalid,
-                format!("{path} is not UTF-8 text"),
-            )
-            .with_detail("path", path.as_str()));
-        }
+        Err(_) => return Err(invalid(&path, "is not UTF-8 text")),
     };
     let mut out = json!({"path": path, "content": content, "bytes": meta.len()});
     if truncated {
@@ -91,9 +128,11 @@ pub(super) async fn write(rt: &ToolRuntime, input: &Value) -> Result<Value, Tool
             .await
             .map_err(|e| io_error(&path, e))?;
     }
-    tokio::fs::write(&abs, content.as_bytes())
+    let mut file = open_regular(&abs, &path, true).await?;
+    file.write_all(content.as_bytes())
         .await
         .map_err(|e| io_error(&path, e))?;
+    file.flush().await.map_err(|e| io_error(&path, e))?;
     Ok(json!({"path": path, "bytes": content.len()}))
 }
 
@@ -142,28 +181,33 @@ pub(super) async fn list(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolE
 /// `{path, old, new}` → `{path, replacements: 1}`; `old` must occur exactly once.
 pub(super) async fn edit(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolError> {
     let EditInput { path, old, new } = parse_input(input)?;
-    let invalid = |msg: String| {
-        ToolError::new(ToolErrorCode::ToolInputInvalid, msg).with_detail("path", path.as_str())
+    let show = shown(&path);
+    let bad = |msg: String| {
+        ToolError::new(ToolErrorCode::ToolInputInvalid, msg).with_detail("path", show.as_str())
     };
     if old.is_empty() {
-        return Err(invalid("`old` must not be empty".into()));
+        return Err(bad("`old` must not be empty".into()));
     }
     let abs = rt.resolve(&path)?;
-    let bytes = tokio::fs::read(&abs)
+    let mut bytes = Vec::new();
+    open_regular(&abs, &path, false)
+        .await?
+        .read_to_end(&mut bytes)
         .await
         .map_err(|e| io_error(&path, e))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| invalid(format!("{path} is not UTF-8 text")))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid(&path, "is not UTF-8 text"))?;
     let occurrences = text.matches(old.as_str()).count();
     if occurrences != 1 {
-        return Err(invalid(format!(
-            "`old` occurs {occurrences} times in {path}; it must occur exactly once (include more surrounding text)"
+        return Err(bad(format!(
+            "`old` occurs {occurrences} times in {show}; it must occur exactly once (include more surrounding text)"
         ))
         .with_detail("occurrences", occurrences));
     }
     let edited = text.replacen(old.as_str(), &new, 1);
-    tokio::fs::write(&abs, edited.as_bytes())
+    let mut file = open_regular(&abs, &path, true).await?;
+    file.write_all(edited.as_bytes())
         .await
         .map_err(|e| io_error(&path, e))?;
+    file.flush().await.map_err(|e| io_error(&path, e))?;
     Ok(json!({"path": path, "replacements": 1}))
 }

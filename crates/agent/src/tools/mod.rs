@@ -146,8 +146,11 @@ fn io_error(path: &str, e: std::io::Error) -> ToolError {
     use std::io::ErrorKind::*;
     let code = match e.kind() {
         NotFound | IsADirectory | NotADirectory | AlreadyExists | InvalidInput
-        | DirectoryNotEmpty => ToolErrorCode::ToolInputInvalid,
+        | DirectoryNotEmpty | InvalidFilename => ToolErrorCode::ToolInputInvalid,
+        // `O_NOFOLLOW` met a symlink swapped in after the path check.
+        _ if e.raw_os_error() == Some(libc::ELOOP) => ToolErrorCode::PolicyDenied,
         _ => ToolErrorCode::InternalError,
     };
+    let path = path_policy::shown(path);
     ToolError::new(code, format!("{path}: {e}")).with_detail("path", path)
 }

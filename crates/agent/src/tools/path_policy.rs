@@ -8,6 +8,25 @@ use garrison_contracts::openclawssy::{ToolError, ToolErrorCode};
 /// vault's, not the unit's.
 pub const DEFAULT_DENY: &[&str] = &[".git"];
 
+/// Longest path a tool takes, in bytes (Linux's `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest path component, in bytes (Linux's `NAME_MAX`).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Longest path a message or detail repeats; longer ones are cut in the middle.
+const SHOWN_CHARS: usize = 120;
+
+/// `path` as errors show it: whole when short, else its start and end
+/// around an ellipsis, so a hostile path cannot flood a message.
+pub fn shown(path: &str) -> String {
+    let count = path.chars().count();
+    if count <= SHOWN_CHARS {
+        return path.to_string();
+    }
+    let head: String = path.chars().take(SHOWN_CHARS * 2 / 3).collect();
+    let tail: String = path.chars().skip(count - SHOWN_CHARS / 3).collect();
+    format!("{head}…{tail}")
+}
+
 /// Resolves a tool's `requested` path to an absolute path inside `workspace`.
 ///
 /// Denied (`policy.denied`, details `{path, reason}`): absolute paths, `..`
@@ -32,12 +51,29 @@ pub fn resolve(workspace: &Path, requested: &str, deny: &[String]) -> Result<Pat
             "path contains a NUL byte",
         ));
     }
+    let show = shown(requested);
+    let too_long = |what: String| {
+        ToolError::new(ToolErrorCode::ToolInputInvalid, format!("`{show}`: {what}"))
+            .with_detail("path", show.as_str())
+    };
+    if requested.len() > MAX_PATH_BYTES {
+        return Err(too_long(format!(
+            "the path is {} bytes long (at most {MAX_PATH_BYTES})",
+            requested.len()
+        )));
+    }
+    if let Some(long) = requested.split('/').find(|c| c.len() > MAX_NAME_BYTES) {
+        return Err(too_long(format!(
+            "a name is {} bytes long (at most {MAX_NAME_BYTES})",
+            long.len()
+        )));
+    }
     let denied = |reason: &str| {
         ToolError::new(
             ToolErrorCode::PolicyDenied,
-            format!("`{requested}` is not allowed: {reason}"),
+            format!("`{show}` is not allowed: {reason}"),
         )
-        .with_detail("path", requested)
+        .with_detail("path", show.as_str())
         .with_detail("reason", reason)
     };
 
@@ -124,6 +160,31 @@ mod tests {
         assert_eq!(code("./.git/HEAD"), ToolErrorCode::PolicyDenied);
         assert_eq!(ok(".github/x.yml"), root.join(".github/x.yml"));
         assert_eq!(code(""), ToolErrorCode::ToolInputInvalid);
+    }
+
+    #[test]
+    fn overlong_paths_and_names_are_invalid_input_shown_shortened() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in ["a/".repeat(2500), format!("d/{}.txt", "n".repeat(300))] {
+            let e = resolve(dir.path(), &path, &deny()).unwrap_err();
+            assert_eq!(e.code, ToolErrorCode::ToolInputInvalid, "{}", e.message);
+            assert!(e.message.chars().count() < 250, "{}", e.message);
+            assert!(e.message.contains('…'), "{}", e.message);
+        }
+        let longest_name = "n".repeat(MAX_NAME_BYTES);
+        assert!(resolve(dir.path(), &longest_name, &deny()).is_ok());
+        let denied = resolve(dir.path(), &format!("../{}", "x/".repeat(200)), &deny()).unwrap_err();
+        assert_eq!(denied.code, ToolErrorCode::PolicyDenied);
+        assert!(denied.message.chars().count() < 250, "{}", denied.message);
+    }
+
+    #[test]
+    fn shown_keeps_short_paths_and_cuts_long_ones_on_char_boundaries() {
+        assert_eq!(shown("src/a.rs"), "src/a.rs");
+        let long = "é".repeat(500);
+        let s = shown(&long);
+        assert_eq!(s.chars().count(), 80 + 1 + 40);
+        assert!(s.starts_with('é') && s.ends_with('é'));
     }
 
     #[test]

@@ -235,3 +235,68 @@ fn every_tool_has_an_object_schema() {
         assert_eq!(s.parameters["type"], "object", "{}", s.name);
     }
 }
+
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let ws = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(ws.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let _socket = std::os::unix::net::UnixListener::bind(ws.path().join("sock")).unwrap();
+    for (tool, input) in [
+        ("fs.read", json!({"path": "pipe"})),
+        ("fs.write", json!({"path": "pipe", "content": "x"})),
+        ("fs.edit", json!({"path": "pipe", "old": "a", "new": "b"})),
+        ("fs.read", json!({"path": "sock"})),
+        ("fs.write", json!({"path": "sock", "content": "x"})),
+    ] {
+        // Nothing writes to the FIFO or reads from it: a blocking open would
+        // hang the call for good, so it runs on a thread of its own that the
+        // test abandons (rather than waits for) when the bound passes.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (dir, shown) = (ws.path().to_path_buf(), format!("{tool} {input}"));
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let rt = ToolRuntime::new(&dir);
+            let _ = tx.send(runtime.block_on(call(&rt, tool, input)));
+        });
+        let resp = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("{shown} blocked"));
+        assert_eq!(
+            code(&resp),
+            ToolErrorCode::ToolInputInvalid,
+            "{shown}: {resp:?}"
+        );
+        let message = &resp.error.as_ref().unwrap().message;
+        assert!(message.contains("not a regular file"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn overlong_paths_are_invalid_input_and_not_echoed_whole() {
+    let ws = tempfile::tempdir().unwrap();
+    let rt = ToolRuntime::new(ws.path());
+    let long_path = "a/".repeat(2500);
+    let long_name = format!("{}.txt", "n".repeat(300));
+    for (tool, input) in [
+        ("fs.read", json!({"path": long_path})),
+        ("fs.write", json!({"path": long_name, "content": "x"})),
+        ("fs.list", json!({"path": long_path})),
+    ] {
+        let resp = call(&rt, tool, input).await;
+        assert_eq!(
+            code(&resp),
+            ToolErrorCode::ToolInputInvalid,
+            "{tool}: {resp:?}"
+        );
+        let error = resp.error.unwrap();
+        assert!(error.message.chars().count() < 250, "{}", error.message);
+        assert!(format!("{:?}", error.details).len() < 600, "{error:?}");
+    }
+}
