@@ -118,6 +118,19 @@ fn load(file: &Path, kind: Kind) -> Result<Value, Verdict> {
             details(),
         ));
     }
+    // Editors on some systems save JSON with a byte order mark, which JSON
+    // does not allow; serde's "expected value at line 1 column 1" would not
+    // say why.
+    if text.starts_with('\u{feff}') {
+        return Err(Verdict::deny(
+            Code::SchemaInvalid,
+            format!(
+                "{name} starts with a UTF-8 byte order mark (BOM), which JSON does not allow; \
+                 save it as UTF-8 without a BOM"
+            ),
+            json!({"file": name, "line": 1, "column": 1}),
+        ));
+    }
     let jsonl = !stdin && file.extension().is_some_and(|e| e == "jsonl");
     match serde_json::from_str::<Value>(&text) {
         Ok(doc) if !jsonl => Ok(doc),

@@ -127,6 +127,28 @@ fn validate_fixtures_match_their_names() {
 }
 
 #[test]
+fn validate_names_a_byte_order_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bom.json");
+    let doc = json!({"locks": [{"task_id": "T-1", "resource": "src", "active": true}]});
+    std::fs::write(&f, format!("\u{feff}{doc}")).unwrap();
+    let o = run(&["validate", "locks", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = verdict(&o);
+    assert_eq!(v["code"], "SCHEMA_INVALID", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("byte order mark"),
+        "{v}"
+    );
+    // The same document without it passes.
+    std::fs::write(&f, doc.to_string()).unwrap();
+    assert_eq!(
+        verdict(&run(&["validate", "locks", f.to_str().unwrap()]))["code"],
+        "OK"
+    );
+}
+
+#[test]
 fn validate_inline_documents_and_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let ok = json!({"locks": [
