@@ -75,10 +75,6 @@ impl Handle {
         Handle { name, task, drain }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// Waits for the service to end (after its signal turned `true`).
     pub async fn join(self) {
         if let Err(e) = self.task.await {

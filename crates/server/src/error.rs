@@ -26,7 +26,6 @@ use garrison_runtime::OpenclawssyError;
 use garrison_scheduler::SchedulerError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 // ---- The IronClaw shape.
 
@@ -158,22 +157,23 @@ impl ApiError {
             },
         }
     }
-
-    /// The envelope body, for callers that need it without a response.
-    pub fn body(&self) -> Value {
-        serde_json::to_value(self.envelope()).unwrap_or(Value::Null)
-    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, axum::Json(self.envelope())).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
+        error_reply(self.status, self.envelope())
     }
+}
+
+/// An error body of either shape with its status; a 401 also names the
+/// scheme it wants.
+fn error_reply(status: StatusCode, body: impl Serialize) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
 }
 
 impl From<LedgerError> for ApiError {
@@ -391,16 +391,7 @@ impl V1Error {
 
 impl IntoResponse for V1Error {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            axum::Json(V1ErrorBody::new(self.code, self.message)),
-        )
-            .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
+        error_reply(self.status, V1ErrorBody::new(self.code, self.message))
     }
 }
 
