@@ -9,7 +9,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use garrison_agent::{AuditLog, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with};
+use garrison_agent::{
+    AuditLog, SandboxPolicy, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with,
+};
 use garrison_contracts::ironclaw::{Aar, AarStatus};
 use garrison_contracts::secrets::redact;
 use garrison_contracts::workflow::{
@@ -74,8 +76,15 @@ where
     };
     let every = Duration::from_millis((job.lease_ms / 3).max(50));
     let audit = data_dir.and_then(|d| audit_log(d, &job.message.profile.name));
+    // The data dir (ledger, secrets, other orders' worktrees) stays out of
+    // the unit's sight; its own worktree and git metadata are let through.
+    let sandbox = SandboxPolicy {
+        hidden: data_dir.map(Path::to_path_buf).into_iter().collect(),
+        ..SandboxPolicy::default()
+    };
     let hooks = UnitHooks {
         audit: audit.as_ref(),
+        sandbox: &sandbox,
         ..UnitHooks::default()
     };
     let unit = run_unit_with(&job.unit, &unit_job, hooks);
