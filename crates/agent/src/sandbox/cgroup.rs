@@ -65,7 +65,7 @@ fn own_pids_dir() -> io::Result<PathBuf> {
         fstype == "cgroup" && opts.split(',').any(|o| o == "pids")
     }) && let Some(path) = own
         .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(1).zip(l.splitn(3, ':').nth(2)))
+        .filter_map(|l| l.split_once(':').and_then(|(_, rest)| rest.split_once(':')))
         .find(|(controllers, _)| controllers.split(',').any(|c| c == "pids"))
         .map(|(_, path)| path)
     {
