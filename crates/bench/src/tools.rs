@@ -106,24 +106,14 @@ pub async fn run(args: ToolsArgs) -> anyhow::Result<()> {
         2 * args.calls
     );
 
-    let calls_per_s = args.calls as f64 / tools_secs;
-    let base_per_s = args.calls as f64 / base_secs;
-    println!(
-        "{}",
-        json!({
-            "scenario": "tools",
-            "tool": "fs.read",
-            "calls": args.calls,
-            "file_bytes": args.file_bytes,
-            "calls_per_s": round3(calls_per_s),
-            "p50_ms": round3(percentile_ms(&mut tools_lat, 50.0)),
-            "p99_ms": round3(percentile_ms(&mut tools_lat, 99.0)),
-            "baseline_calls_per_s": round3(base_per_s),
-            "baseline_p50_ms": round3(percentile_ms(&mut base_lat, 50.0)),
-            "baseline_p99_ms": round3(percentile_ms(&mut base_lat, 99.0)),
-            "ratio": round3(calls_per_s / base_per_s),
-        })
+    let mut line = report(
+        "fs.read",
+        args.calls,
+        (tools_secs, &mut tools_lat),
+        (base_secs, &mut base_lat),
     );
+    line["file_bytes"] = json!(args.file_bytes);
+    println!("{line}");
     Ok(())
 }
 
@@ -168,24 +158,37 @@ async fn run_shell(args: ToolsArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    let calls_per_s = calls as f64 / tools_secs;
-    let base_per_s = calls as f64 / base_secs;
-    println!(
-        "{}",
-        json!({
-            "scenario": "tools",
-            "tool": "shell.exec",
-            "calls": calls,
-            "calls_per_s": round3(calls_per_s),
-            "p50_ms": round3(percentile_ms(&mut tools_lat, 50.0)),
-            "p99_ms": round3(percentile_ms(&mut tools_lat, 99.0)),
-            "baseline_calls_per_s": round3(base_per_s),
-            "baseline_p50_ms": round3(percentile_ms(&mut base_lat, 50.0)),
-            "baseline_p99_ms": round3(percentile_ms(&mut base_lat, 99.0)),
-            "ratio": round3(calls_per_s / base_per_s),
-        })
+    let line = report(
+        "shell.exec",
+        calls,
+        (tools_secs, &mut tools_lat),
+        (base_secs, &mut base_lat),
     );
+    println!("{line}");
     Ok(())
+}
+
+/// The JSON line of one run: each side's `(seconds, latencies)` for `calls`.
+fn report(
+    tool: &str,
+    calls: usize,
+    (secs, lat): (f64, &mut [Duration]),
+    (base_secs, base_lat): (f64, &mut [Duration]),
+) -> Value {
+    let calls_per_s = calls as f64 / secs;
+    let base_per_s = calls as f64 / base_secs;
+    json!({
+        "scenario": "tools",
+        "tool": tool,
+        "calls": calls,
+        "calls_per_s": round3(calls_per_s),
+        "p50_ms": round3(percentile_ms(lat, 50.0)),
+        "p99_ms": round3(percentile_ms(lat, 99.0)),
+        "baseline_calls_per_s": round3(base_per_s),
+        "baseline_p50_ms": round3(percentile_ms(base_lat, 50.0)),
+        "baseline_p99_ms": round3(percentile_ms(base_lat, 99.0)),
+        "ratio": round3(calls_per_s / base_per_s),
+    })
 }
 
 fn record(i: usize, event_type: &str, payload: Value) -> AuditRecord {

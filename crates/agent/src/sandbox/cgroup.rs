@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -19,7 +20,12 @@ impl PidsCgroup {
     /// A new cgroup holding at most `max` processes.
     pub fn create(max: u64) -> io::Result<PidsCgroup> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let parent = own_pids_dir()?;
+        // Where this process sits does not change: found once.
+        static PARENT: OnceLock<Option<PathBuf>> = OnceLock::new();
+        let parent = PARENT
+            .get_or_init(|| own_pids_dir().ok())
+            .as_ref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no pids cgroup controller"))?;
         let name = format!(
             "garrison-sandbox-{}-{}",
             std::process::id(),

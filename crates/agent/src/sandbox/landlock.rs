@@ -88,42 +88,21 @@ pub(super) struct Grant {
     pub rights: u64,
 }
 
-/// How deep a granted tree is opened up around hidden paths.
-const MAX_DEPTH: usize = 16;
-
-/// Adds `rights` beneath `root`, except beneath any `hidden` path: a root
-/// that holds one is replaced by grants on each of its entries (recursively),
-/// leaving the hidden one out. The root itself is then not listable.
+/// Adds `rights` beneath `root` except beneath any `hidden` path: a root
+/// that holds one is granted entry by entry around it (and is then not
+/// listable itself). A root asked for inside a hidden path (a worktree's git
+/// metadata in the data dir) is granted: only what lies beneath it counts.
 pub(super) fn grant_around(out: &mut Vec<Grant>, root: &Path, rights: u64, hidden: &[PathBuf]) {
-    grant_around_at(out, root, rights, hidden, 0);
-}
-
-fn grant_around_at(
-    out: &mut Vec<Grant>,
-    root: &Path,
-    rights: u64,
-    hidden: &[PathBuf],
-    depth: usize,
-) {
-    if hidden.iter().any(|h| h == root) {
-        return;
-    }
-    if !hidden.iter().any(|h| h.starts_with(root)) {
-        out.push(Grant {
-            path: root.to_path_buf(),
-            rights,
-        });
-        return;
-    }
-    if depth >= MAX_DEPTH {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        grant_around_at(out, &entry.path(), rights, hidden, depth + 1);
-    }
+    let beneath: Vec<PathBuf> = hidden
+        .iter()
+        .filter(|h| h.starts_with(root))
+        .cloned()
+        .collect();
+    out.extend(
+        super::paths::around(root, &beneath)
+            .into_iter()
+            .map(|path| Grant { path, rights }),
+    );
 }
 
 /// A ruleset built from `grants` (missing paths are skipped: a toolchain
@@ -178,27 +157,5 @@ mod tests {
             assert_eq!(read_write(abi) & (MAKE_CHAR | MAKE_BLOCK), 0);
             assert_eq!(handled_fs(abi) & READ, READ, "reads are handled too");
         }
-    }
-
-    #[test]
-    fn grants_go_around_hidden_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for d in ["a/data/secret", "a/tools", "b"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::write(root.join("a/file"), "x").unwrap();
-        let hidden = vec![root.join("a/data")];
-        let mut grants = Vec::new();
-        grant_around(&mut grants, root, READ, &hidden);
-        let mut paths: Vec<_> = grants.iter().map(|g| g.path.clone()).collect();
-        paths.sort();
-        assert_eq!(
-            paths,
-            vec![root.join("a/file"), root.join("a/tools"), root.join("b")]
-        );
-        let mut unrelated = Vec::new();
-        grant_around(&mut unrelated, &root.join("b"), READ, &hidden);
-        assert_eq!(unrelated.len(), 1);
     }
 }

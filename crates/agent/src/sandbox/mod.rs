@@ -22,6 +22,7 @@
 
 mod cgroup;
 mod landlock;
+mod paths;
 mod seccomp;
 mod sys;
 
@@ -47,8 +48,7 @@ pub enum SandboxMode {
 
 /// Protections a policy can insist on. Landlock and seccomp always are;
 /// the others are used wherever the host has them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protection {
     Landlock,
     Seccomp,
@@ -155,8 +155,10 @@ pub struct Support {
     pub seccomp_filter: bool,
     pub namespaces: Option<NamespaceMode>,
     pub process_limit: Option<ProcessLimitMode>,
-    /// The effective uid programs start from (their capabilities are dropped).
+    /// The effective uid and gid programs start from (their capabilities
+    /// are dropped).
     pub uid: u32,
+    pub gid: u32,
 }
 
 impl Support {
@@ -183,7 +185,7 @@ const NS_FLAGS: libc::c_int =
 pub fn support() -> Support {
     static SUPPORT: OnceLock<Support> = OnceLock::new();
     *SUPPORT.get_or_init(|| {
-        let uid = effective_uid();
+        let (uid, gid) = sys::effective_ids();
         let namespaces = if uid == 0 && sys::can_clone(NS_FLAGS) {
             Some(NamespaceMode::AsRoot)
         } else if uid != 0 && sys::can_clone(NS_FLAGS | libc::CLONE_NEWUSER) {
@@ -202,14 +204,9 @@ pub fn support() -> Support {
             namespaces,
             process_limit,
             uid,
+            gid,
         }
     })
-}
-
-fn effective_uid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(u32::MAX)
 }
 
 /// System trees every program may read and execute.
@@ -453,19 +450,20 @@ impl Confinement {
                 plan.unshare |= libc::CLONE_NEWNET;
             }
             if mode == NamespaceMode::UserNamespace {
-                let gid = std::fs::metadata("/proc/self")
-                    .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
-                    .unwrap_or(u32::MAX);
                 plan.user_ns = Some((
                     format!("{0} {0} 1\n", s.uid).into_bytes(),
-                    format!("{gid} {gid} 1\n").into_bytes(),
+                    format!("{0} {0} 1\n", s.gid).into_bytes(),
                 ));
             }
             let mut keep = vec![workspace.to_path_buf(), scratch.root.clone()];
             keep.extend(policy.read.iter().chain(&policy.write).map(|p| resolved(p)));
             let mut covered: Vec<PathBuf> = existing_deny.into_iter().cloned().collect();
             for h in &hidden {
-                cover_around(h, &keep, &mut covered, 0);
+                // A bind mount follows a symlink: never cover through one.
+                covered.extend(paths::around(h, &keep).into_iter().filter(|p| {
+                    p.symlink_metadata()
+                        .is_ok_and(|m| !m.file_type().is_symlink())
+                }));
             }
             for target in covered {
                 let is_dir = target.symlink_metadata().is_ok_and(|m| m.is_dir());
@@ -493,30 +491,6 @@ impl Confinement {
     pub fn apply(&mut self, cmd: &mut tokio::process::Command) {
         if let Some(plan) = self.plan.take() {
             plan.install(cmd);
-        }
-    }
-}
-
-/// Collects the paths to cover so that `hidden` is invisible (not even
-/// listable or reachable by a socket path) except for what `keep` needs: a
-/// hidden directory holding a kept path is covered entry by entry around it.
-fn cover_around(hidden: &Path, keep: &[PathBuf], out: &mut Vec<PathBuf>, depth: usize) {
-    let Ok(meta) = hidden.symlink_metadata() else {
-        return;
-    };
-    if meta.file_type().is_symlink() || keep.iter().any(|k| hidden.starts_with(k)) {
-        return;
-    }
-    if !keep.iter().any(|k| k.starts_with(hidden)) {
-        out.push(hidden.to_path_buf());
-        return;
-    }
-    if depth >= 16 {
-        return;
-    }
-    if let Ok(entries) = std::fs::read_dir(hidden) {
-        for entry in entries.flatten() {
-            cover_around(&entry.path(), keep, out, depth + 1);
         }
     }
 }

@@ -75,6 +75,12 @@ pub(super) fn landlock_abi() -> Option<u32> {
     u32::try_from(v).ok().filter(|v| *v >= 1)
 }
 
+/// This process's effective uid and gid.
+pub(super) fn effective_ids() -> (u32, u32) {
+    // SAFETY: neither call takes arguments or can fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
 /// Whether seccomp filters that return an errno can be installed.
 pub(super) fn seccomp_filter_available() -> bool {
     let action: u32 = seccomp::RET_ERRNO;

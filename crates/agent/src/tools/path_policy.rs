@@ -127,11 +127,17 @@ pub fn resolve(workspace: &Path, requested: &str, deny: &[String]) -> Result<Pat
     Ok(resolved)
 }
 
+/// A deny entry as a workspace-relative path (`./notes/` → `notes`); empty
+/// for an entry that names nothing.
+pub fn deny_entry(entry: &str) -> &str {
+    entry.trim_matches('/').trim_start_matches("./")
+}
+
 /// Whether `path` (workspace-relative) is a deny entry or under one. Returns
 /// the matching entry.
 pub fn denied_prefix<'a>(path: &Path, deny: &'a [String]) -> Option<&'a str> {
     deny.iter()
-        .map(|d| d.trim_matches('/').trim_start_matches("./"))
+        .map(|d| deny_entry(d))
         .zip(deny)
         .find(|(prefix, _)| !prefix.is_empty() && path.starts_with(prefix))
         .map(|(_, original)| original.as_str())

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::time::{Duration, Instant};
 
-use super::{ToolRuntime, parse_input, timeout_error};
+use super::{ToolRuntime, parse_input, path_policy, timeout_error};
 use crate::process_group::{self, Exit};
 use crate::sandbox::Confinement;
 
@@ -58,7 +58,7 @@ pub(super) async fn exec(
     let deny: Vec<_> = rt
         .deny
         .iter()
-        .map(|d| d.trim_matches('/').trim_start_matches("./"))
+        .map(|d| path_policy::deny_entry(d))
         .filter(|d| !d.is_empty())
         .map(|d| root.join(d))
         .collect();

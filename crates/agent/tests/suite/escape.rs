@@ -444,6 +444,44 @@ fn kernel_can_sandbox() -> bool {
     true
 }
 
+/// `sh -c script` as a command unit with `sandbox` settings.
+fn sh_unit(script: String, sandbox: CommandSandbox) -> UnitProfile {
+    UnitProfile::Command {
+        program: "sh".into(),
+        args: vec!["-c".into(), script],
+        prompt: PromptMode::Stdin,
+        env: BTreeMap::new(),
+        sandbox,
+    }
+}
+
+/// Runs `profile` in `workspace` under `policy`; its stdout and stderr.
+async fn run_in(
+    profile: &UnitProfile,
+    workspace: &Path,
+    policy: &SandboxPolicy,
+) -> (String, String) {
+    let job = UnitJob {
+        workspace: workspace.to_path_buf(),
+        prompt: String::new(),
+        budget: Duration::from_secs(30),
+        env: Vec::new(),
+        run_id: "run_1".into(),
+        agent_id: "unit".into(),
+    };
+    let hooks = UnitHooks {
+        sandbox: policy,
+        ..UnitHooks::default()
+    };
+    let report = run_unit_with(profile, &job, hooks)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read = |f: &str| std::fs::read_to_string(workspace.join(f)).unwrap_or_default();
+    let (stdout, stderr) = (read("outputs/stdout.txt"), read("outputs/stderr.txt"));
+    println!("{report:?}");
+    (stdout, stderr)
+}
+
 fn judge(case: &Case, output: &str) {
     println!("--- {}\n{output}", case.name);
     assert!(
@@ -551,40 +589,15 @@ async fn command_units_contain_every_case() {
     }
     let layout = Layout::new();
     let policy = layout.policy();
-    let hooks = UnitHooks {
-        sandbox: &policy,
-        ..UnitHooks::default()
+    let offline = CommandSandbox {
+        network: false,
+        ..CommandSandbox::default()
     };
     for case in CORPUS.iter().filter(|c| !c.deny) {
         layout.reset_workspace();
-        let profile = UnitProfile::Command {
-            program: "sh".into(),
-            args: vec!["-c".into(), layout.script(case)],
-            prompt: PromptMode::Stdin,
-            env: BTreeMap::new(),
-            sandbox: CommandSandbox {
-                network: false,
-                ..CommandSandbox::default()
-            },
-        };
-        let job = UnitJob {
-            workspace: layout.workspace.clone(),
-            prompt: String::new(),
-            budget: Duration::from_secs(30),
-            env: Vec::new(),
-            run_id: "run_1".into(),
-            agent_id: "unit".into(),
-        };
-        run_unit_with(&profile, &job, hooks)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let read = |f: &str| std::fs::read_to_string(layout.workspace.join(f)).unwrap_or_default();
-        let text = format!(
-            "{}\n{}",
-            read("outputs/stdout.txt"),
-            read("outputs/stderr.txt")
-        );
-        judge(case, &text);
+        let profile = sh_unit(layout.script(case), offline.clone());
+        let (stdout, stderr) = run_in(&profile, &layout.workspace, &policy).await;
+        judge(case, &format!("{stdout}\n{stderr}"));
         layout.assert_host_intact(case.name);
     }
 }
@@ -595,32 +608,12 @@ async fn command_units_have_the_network_by_default() {
         return;
     }
     let layout = Layout::new();
-    let policy = layout.policy();
-    let hooks = UnitHooks {
-        sandbox: &policy,
-        ..UnitHooks::default()
-    };
     let script = format!(
         "python3 -c \"import socket; socket.create_connection(('127.0.0.1',{}),timeout=2); print('CONNECTED')\"",
         layout.port
     );
-    let profile = UnitProfile::Command {
-        program: "sh".into(),
-        args: vec!["-c".into(), script],
-        prompt: PromptMode::Stdin,
-        env: BTreeMap::new(),
-        sandbox: CommandSandbox::default(),
-    };
-    let job = UnitJob {
-        workspace: layout.workspace.clone(),
-        prompt: String::new(),
-        budget: Duration::from_secs(30),
-        env: Vec::new(),
-        run_id: "run_1".into(),
-        agent_id: "unit".into(),
-    };
-    run_unit_with(&profile, &job, hooks).await.unwrap();
-    let stdout = std::fs::read_to_string(layout.workspace.join("outputs/stdout.txt")).unwrap();
+    let profile = sh_unit(script, CommandSandbox::default());
+    let (stdout, _) = run_in(&profile, &layout.workspace, &layout.policy()).await;
     assert!(stdout.contains("CONNECTED"), "{stdout}");
 }
 
@@ -672,34 +665,11 @@ async fn command_units_can_use_git_in_their_worktree() {
         hidden: vec![data.clone()],
         ..SandboxPolicy::DEFAULT
     };
-    let hooks = UnitHooks {
-        sandbox: &policy,
-        ..UnitHooks::default()
-    };
-    let profile = UnitProfile::Command {
-        program: "sh".into(),
-        args: vec!["-c".into(), "git ls-files; git status --short; echo hi > new.txt && git add new.txt && git status --short".into()],
-        prompt: PromptMode::Stdin,
-        env: BTreeMap::new(),
-        sandbox: CommandSandbox::default(),
-    };
-    let job = UnitJob {
-        workspace: worktree.clone(),
-        prompt: String::new(),
-        budget: Duration::from_secs(30),
-        env: Vec::new(),
-        run_id: "run_1".into(),
-        agent_id: "unit".into(),
-    };
-    let report = run_unit_with(&profile, &job, hooks).await.unwrap();
-    let read = |f: &str| std::fs::read_to_string(worktree.join(f)).unwrap_or_default();
-    let (stdout, stderr) = (read("outputs/stdout.txt"), read("outputs/stderr.txt"));
-    assert!(
-        stdout.contains("tracked.txt"),
-        "{report:?}\n{stdout}\n{stderr}"
+    let profile = sh_unit(
+        "git ls-files; git status --short; echo hi > new.txt && git add new.txt && git status --short".into(),
+        CommandSandbox::default(),
     );
-    assert!(
-        stdout.contains("A  new.txt"),
-        "{report:?}\n{stdout}\n{stderr}"
-    );
+    let (stdout, stderr) = run_in(&profile, &worktree, &policy).await;
+    assert!(stdout.contains("tracked.txt"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("A  new.txt"), "{stdout}\n{stderr}");
 }

@@ -1,0 +1,61 @@
+//! Splitting a directory tree around a set of holes: what Landlock grants
+//! (a system tree minus hidden paths) and what mounts cover (the data dir
+//! minus the paths a program needs) are both computed this way.
+
+use std::path::{Path, PathBuf};
+
+/// How deep a tree is opened up around its holes.
+const MAX_DEPTH: usize = 16;
+
+/// The largest subtrees of `root` that hold none of `holes` and lie inside
+/// none of them: `root` itself when no hole touches it, else its entries,
+/// split the same way. Missing paths yield nothing.
+pub(super) fn around(root: &Path, holes: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    around_at(root, holes, &mut out, 0);
+    out
+}
+
+fn around_at(root: &Path, holes: &[PathBuf], out: &mut Vec<PathBuf>, depth: usize) {
+    if root.symlink_metadata().is_err() || holes.iter().any(|h| root.starts_with(h)) {
+        return;
+    }
+    if !holes.iter().any(|h| h.starts_with(root)) {
+        out.push(root.to_path_buf());
+        return;
+    }
+    if depth >= MAX_DEPTH {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        around_at(&entry.path(), holes, out, depth + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_split_around_their_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["a/data/secret", "a/tools", "b"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("a/file"), "x").unwrap();
+        let holes = vec![root.join("a/data")];
+        let mut paths = around(root, &holes);
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![root.join("a/file"), root.join("a/tools"), root.join("b")]
+        );
+        assert_eq!(around(&root.join("b"), &holes), vec![root.join("b")]);
+        assert!(around(&root.join("a/data/secret"), &holes).is_empty());
+        assert!(around(&root.join("missing"), &holes).is_empty());
+    }
+}
