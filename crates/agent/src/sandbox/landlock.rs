@@ -93,13 +93,8 @@ pub(super) struct Grant {
 /// listable itself). A root asked for inside a hidden path (a worktree's git
 /// metadata in the data dir) is granted: only what lies beneath it counts.
 pub(super) fn grant_around(out: &mut Vec<Grant>, root: &Path, rights: u64, hidden: &[PathBuf]) {
-    let beneath: Vec<PathBuf> = hidden
-        .iter()
-        .filter(|h| h.starts_with(root))
-        .cloned()
-        .collect();
     out.extend(
-        super::paths::around(root, &beneath)
+        super::paths::around(root, hidden)
             .into_iter()
             .map(|path| Grant { path, rights }),
     );

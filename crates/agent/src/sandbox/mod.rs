@@ -392,7 +392,16 @@ impl Confinement {
             },
         ];
         for p in &policy.write {
-            landlock::grant_around(&mut grants, p, rw, &hidden);
+            if s.namespaces.is_some() {
+                // Whole, so new files can be made in it; hidden paths inside
+                // are covered by mounts below.
+                grants.push(Grant {
+                    path: resolved(p),
+                    rights: rw,
+                });
+            } else {
+                landlock::grant_around(&mut grants, p, rw, &hidden);
+            }
         }
         let read_roots = SYSTEM_READ
             .iter()
@@ -458,6 +467,9 @@ impl Confinement {
             let mut keep = vec![workspace.to_path_buf(), scratch.root.clone()];
             keep.extend(policy.read.iter().chain(&policy.write).map(|p| resolved(p)));
             let mut covered: Vec<PathBuf> = existing_deny.into_iter().cloned().collect();
+            // Hidden paths are covered except what the program needs inside
+            // them (its workspace in the data dir); a broader grant (a write
+            // extra holding the data dir) does not uncover them.
             for h in &hidden {
                 // A bind mount follows a symlink: never cover through one.
                 covered.extend(paths::around(h, &keep).into_iter().filter(|p| {

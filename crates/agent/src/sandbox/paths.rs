@@ -7,17 +7,23 @@ use std::path::{Path, PathBuf};
 /// How deep a tree is opened up around its holes.
 const MAX_DEPTH: usize = 16;
 
-/// The largest subtrees of `root` that hold none of `holes` and lie inside
-/// none of them: `root` itself when no hole touches it, else its entries,
-/// split the same way. Missing paths yield nothing.
+/// The largest subtrees of `root` that hold none of `holes`: `root` itself
+/// when no hole lies beneath it, nothing when it is a hole, else its
+/// entries split the same way. Holes elsewhere (above `root` included) do
+/// not count. Missing paths yield nothing.
 pub(super) fn around(root: &Path, holes: &[PathBuf]) -> Vec<PathBuf> {
+    let beneath: Vec<PathBuf> = holes
+        .iter()
+        .filter(|h| h.starts_with(root))
+        .cloned()
+        .collect();
     let mut out = Vec::new();
-    around_at(root, holes, &mut out, 0);
+    around_at(root, &beneath, &mut out, 0);
     out
 }
 
 fn around_at(root: &Path, holes: &[PathBuf], out: &mut Vec<PathBuf>, depth: usize) {
-    if root.symlink_metadata().is_err() || holes.iter().any(|h| root.starts_with(h)) {
+    if root.symlink_metadata().is_err() || holes.iter().any(|h| h == root) {
         return;
     }
     if !holes.iter().any(|h| h.starts_with(root)) {
@@ -55,7 +61,12 @@ mod tests {
             vec![root.join("a/file"), root.join("a/tools"), root.join("b")]
         );
         assert_eq!(around(&root.join("b"), &holes), vec![root.join("b")]);
-        assert!(around(&root.join("a/data/secret"), &holes).is_empty());
+        assert!(around(&root.join("a/data"), &holes).is_empty());
+        // A root inside a hole is whole: the hole is above it.
+        assert_eq!(
+            around(&root.join("a/data/secret"), &holes),
+            vec![root.join("a/data/secret")]
+        );
         assert!(around(&root.join("missing"), &holes).is_empty());
     }
 }

@@ -673,3 +673,40 @@ async fn command_units_can_use_git_in_their_worktree() {
     assert!(stdout.contains("tracked.txt"), "{stdout}\n{stderr}");
     assert!(stdout.contains("A  new.txt"), "{stdout}\n{stderr}");
 }
+
+#[tokio::test]
+async fn a_write_extra_holding_the_data_dir_keeps_it_hidden() {
+    if !kernel_can_sandbox() {
+        return;
+    }
+    let layout = Layout::new();
+    let around = layout.data.parent().unwrap().to_path_buf();
+    let mut policy = layout.policy();
+    policy.write.push(around.clone());
+    let script = format!(
+        "echo made > {root}/new.txt && echo MADE; \
+         cat {data}/secrets.json {data}/api-token {data}/workspaces/other/notes.txt; \
+         echo x > {data}/ledger.db && echo ESCAPED",
+        root = around.display(),
+        data = layout.data.display()
+    );
+    let (stdout, stderr) = run_in(
+        &sh_unit(script, CommandSandbox::default()),
+        &layout.workspace,
+        &policy,
+    )
+    .await;
+    assert!(stdout.contains("MADE"), "{stdout}\n{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(around.join("new.txt")).unwrap(),
+        "made\n"
+    );
+    assert!(!stdout.contains("ESCAPED"), "{stdout}");
+    for leaked in ["sk-secret-value", "token-value", "theirs"] {
+        assert!(!stdout.contains(leaked), "{stdout}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(layout.data.join("ledger.db")).unwrap(),
+        "ledger"
+    );
+}

@@ -238,8 +238,9 @@ async fn two_nodes_and_four_workers_lose_nothing_and_claim_nothing_twice() {
              patrol_interval_secs = 1\nsentinel_interval_secs = 30\n\
              default_profile = \"mark\"\n\n\
              [profiles.mark]\nkind = \"command\"\nprogram = \"sh\"\nargs = [\"-c\", {script:?}]\n\n\
-             # The logs the test reads live outside any worktree.\n\
-             [profiles.mark.sandbox]\nenabled = false\n"
+             # The logs the test reads live beside the data dir.\n\
+             [profiles.mark.sandbox]\nwrite = [{dir:?}]\n",
+            dir = dir.display().to_string()
         ),
     )
     .unwrap();
