@@ -9,7 +9,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use garrison_agent::{AuditLog, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with};
+use garrison_agent::{
+    AuditLog, Redactor, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with,
+};
 use garrison_contracts::ironclaw::{Aar, AarStatus};
 use garrison_contracts::secrets::redact;
 use garrison_contracts::workflow::{
@@ -26,7 +28,16 @@ use garrison_files::{SHARED, write_atomic, write_json};
 /// `data_dir`, the lifecycle events of `llm` and `scripted` units (every
 /// tool call and result among them) are audited, redacted, to
 /// `<data-dir>/agents/<profile>/audit/YYYY-MM-DD.jsonl`.
-pub async fn execute<F, Fut>(job: &Job, data_dir: Option<&Path>, heartbeat: F) -> Report
+///
+/// Every form of every value in `secrets` is scrubbed from what the unit's
+/// model sees, its audit lines, its report (and so `aar.json`, the worklog
+/// and the commit message) and the files it leaves under `outputs/`.
+pub async fn execute<F, Fut>(
+    job: &Job,
+    data_dir: Option<&Path>,
+    secrets: &Redactor,
+    heartbeat: F,
+) -> Report
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -76,6 +87,7 @@ where
     let audit = data_dir.and_then(|d| audit_log(d, &job.message.profile.name));
     let hooks = UnitHooks {
         audit: audit.as_ref(),
+        secrets: Some(secrets),
         ..UnitHooks::default()
     };
     let unit = run_unit_with(&job.unit, &unit_job, hooks);
