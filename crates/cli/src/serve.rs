@@ -157,6 +157,8 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     } else {
         garrison_server::OutboxConfig::default()
     };
+    // The secret store's key: a malformed one stops here, before anything starts.
+    let master_key = settings.master_key()?;
     let mut config = ServeConfig::new(settings.data_dir);
     config.listen = args.listen.unwrap_or(settings.listen);
     config.database_url = settings.database_url;
@@ -174,7 +176,6 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     });
     // The /v1 run service and admin API; its default provider comes from GARRISON_LLM_*.
     let runs_v1 = services.is_empty() || services.iter().any(|s| s == "all" || s == "v1");
-    let master_key = settings.master_key()?;
     config.openclawssy = runs_v1.then(|| garrison_server::OpenclawssySettings {
         env_provider: garrison_server::EnvProvider::from_env(),
         master_key,
