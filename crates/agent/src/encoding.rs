@@ -85,7 +85,7 @@ pub fn hex_encode(bytes: &[u8], upper: bool) -> String {
 /// Decodes hex of either case; `None` for an odd length or a non-hex digit.
 pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     let b = text.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     fn digit(c: u8) -> Option<u8> {
