@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::artifacts::{collect_artifacts, ensure_outputs_dir};
 use crate::capture::Captured;
 use crate::process_group::{self, Exit};
+use crate::sandbox::{Confinement, SandboxMode, SandboxPolicy};
 use crate::unit::{PromptMode, UnitError, UnitJob, UnitOutcome, UnitReport};
 
 /// Most bytes kept of each of stdout and stderr.
@@ -33,6 +34,7 @@ pub async fn run(
     prompt_mode: PromptMode,
     env: &BTreeMap<String, String>,
     job: &UnitJob,
+    sandbox: &SandboxPolicy,
 ) -> Result<UnitReport, UnitError> {
     let deadline = Instant::now() + job.budget;
     let workspace_error = |reason: String| UnitError::Workspace {
@@ -64,6 +66,11 @@ pub async fn run(
         }
     }
     cmd.envs(env).envs(job.env.iter().map(|(k, v)| (k, v)));
+    let mut confinement = confine(sandbox, &job.workspace, program)?;
+    if let Some(c) = confinement.as_mut() {
+        cmd.env("TMPDIR", c.tmp_dir());
+        c.apply(&mut cmd);
+    }
 
     let running = process_group::spawn(cmd, stdin, OUTPUT_CAP_BYTES).map_err(|source| {
         UnitError::SpawnFailed {
@@ -72,6 +79,7 @@ pub async fn run(
         }
     })?;
     let finished = running.finish(deadline).await;
+    drop(confinement);
 
     for (name, captured) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
         if captured.truncated {
@@ -156,6 +164,37 @@ pub async fn run(
         notes,
         tool_calls: 0,
     })
+}
+
+/// The program's confinement, `None` when the profile turned it off. Beyond
+/// the policy: the worktree's own git metadata is writable (staging works)
+/// and the repository's shared objects and refs readable (history, diffs);
+/// an absolute `program` outside the system paths is readable.
+fn confine(
+    policy: &SandboxPolicy,
+    workspace: &std::path::Path,
+    program: &str,
+) -> Result<Option<Confinement>, UnitError> {
+    if policy.mode == SandboxMode::Off {
+        return Ok(None);
+    }
+    let mut policy = policy.clone();
+    if let Ok(dot_git) = std::fs::read_to_string(workspace.join(".git"))
+        && let Some(gitdir) = dot_git.trim().strip_prefix("gitdir:")
+    {
+        let gitdir = workspace.join(gitdir.trim());
+        if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
+            policy.read.push(gitdir.join(common.trim()));
+        }
+        policy.write.push(gitdir);
+    }
+    let program = std::path::Path::new(program);
+    if program.is_absolute() {
+        policy.read.push(program.to_path_buf());
+    }
+    Confinement::prepare(&policy, workspace, &[])
+        .map(Some)
+        .map_err(|e| UnitError::Sandbox(e.message))
 }
 
 /// Longest line quoted into a summary or reason.

@@ -51,6 +51,6 @@ pub use scripted::ScriptedModel;
 pub use tool_loop::{LoopSettings, run_tool_loop, run_unit_loop};
 pub use tools::ToolRuntime;
 pub use unit::{
-    DEFAULT_MAX_TURNS, PromptMode, UnitError, UnitHooks, UnitJob, UnitOutcome, UnitProfile,
-    UnitReport, run_unit, run_unit_with,
+    CommandSandbox, DEFAULT_MAX_TURNS, PromptMode, UnitError, UnitHooks, UnitJob, UnitOutcome,
+    UnitProfile, UnitReport, run_unit, run_unit_with,
 };

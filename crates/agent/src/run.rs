@@ -284,7 +284,7 @@ async fn run_agent_with_keys<M: Model>(
     messages.extend(to_chat_messages(&build_context(&session)));
     let mut tools = ToolRuntime::new(&run.workspace);
     tools.limits = run.limits.tools;
-    tools.sandbox = run.sandbox;
+    tools.sandbox = run.sandbox.clone();
     for entry in &run.deny {
         if !tools.deny.contains(entry) {
             tools.deny.push(entry.clone());

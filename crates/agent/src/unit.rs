@@ -60,12 +60,75 @@ pub enum UnitProfile {
         prompt: PromptMode,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// How the program is confined (`[profiles.NAME.sandbox]`).
+        #[serde(default, skip_serializing_if = "CommandSandbox::is_default")]
+        sandbox: CommandSandbox,
     },
     /// Replays recorded assistant turns from a JSON file through the same
     /// tool loop as `llm` (tests, offline demo).
     Scripted { script: PathBuf },
     /// Does nothing and succeeds (queue benchmarks, smoke tests); writes no files.
     Noop,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A `command` profile's sandbox settings. The program always runs in the
+/// sandbox (see [`crate::sandbox`]) unless `enabled = false`; its worktree
+/// and git metadata are writable, the repository's shared objects readable.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSandbox {
+    /// `false` runs the program unconfined: the operator's explicit choice.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Network access; on by default, since agent CLIs call model APIs.
+    #[serde(default = "yes")]
+    pub network: bool,
+    /// Extra read-only paths (`~/` is the worker's home), e.g. the agent's
+    /// own config directory.
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+    /// Extra writable paths, e.g. the agent's cache directory.
+    #[serde(default)]
+    pub write: Vec<PathBuf>,
+}
+
+impl Default for CommandSandbox {
+    fn default() -> Self {
+        CommandSandbox {
+            enabled: true,
+            network: true,
+            read: Vec::new(),
+            write: Vec::new(),
+        }
+    }
+}
+
+impl CommandSandbox {
+    fn is_default(&self) -> bool {
+        *self == CommandSandbox::default()
+    }
+
+    /// The policy for this profile's program: `base` (the worker's) with
+    /// this profile's network choice and extra paths.
+    pub fn policy(&self, base: &SandboxPolicy) -> SandboxPolicy {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let expand = |p: &PathBuf| match (p.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => p.clone(),
+        };
+        let mut policy = base.clone();
+        if !self.enabled {
+            policy.mode = crate::sandbox::SandboxMode::Off;
+        }
+        policy.allow_network = self.network;
+        policy.read.extend(self.read.iter().map(expand));
+        policy.write.extend(self.write.iter().map(expand));
+        policy
+    }
 }
 
 /// How a command unit receives its prompt.
@@ -255,6 +318,8 @@ pub enum UnitError {
     },
     #[error("model provider unavailable: {0}")]
     ModelUnavailable(String),
+    #[error("sandbox: {0}")]
+    Sandbox(String),
     #[error("model call failed: {0}")]
     Model(#[from] ModelError),
 }
@@ -267,6 +332,7 @@ impl UnitError {
             UnitError::ProfileInvalid(_) | UnitError::Script(_) => "PROFILE_INVALID",
             UnitError::Workspace { .. } => "WORKSPACE_INVALID",
             UnitError::SpawnFailed { .. } => "SPAWN_FAILED",
+            UnitError::Sandbox(_) => "SANDBOX_UNAVAILABLE",
             UnitError::ModelUnavailable(_) | UnitError::Model(_) => "MODEL_UNAVAILABLE",
         }
     }
@@ -280,8 +346,8 @@ pub struct UnitHooks<'a> {
     /// When set, every lifecycle event of an `llm` or `scripted` unit
     /// (each tool call and result among them) is appended here, redacted.
     pub audit: Option<&'a AuditLog>,
-    /// Confinement of `shell.exec`.
-    pub sandbox: SandboxPolicy,
+    /// Confinement of `shell.exec` and of command units' programs.
+    pub sandbox: &'a SandboxPolicy,
     /// Secret values (the stored secrets) scrubbed, in every form, from tool
     /// output before the model sees it, from lifecycle events and audit
     /// lines, from the report (summary, notes, failure reason) and from the
@@ -290,12 +356,14 @@ pub struct UnitHooks<'a> {
     pub secrets: Option<&'a Redactor>,
 }
 
+static DEFAULT_SANDBOX: SandboxPolicy = SandboxPolicy::DEFAULT;
+
 impl Default for UnitHooks<'_> {
     fn default() -> Self {
         UnitHooks {
             events: &NoEvents,
             audit: None,
-            sandbox: SandboxPolicy::default(),
+            sandbox: &DEFAULT_SANDBOX,
             secrets: None,
         }
     }
@@ -403,7 +471,11 @@ async fn run_unit_inner(
             args,
             prompt,
             env,
-        } => command_unit::run(program, args, *prompt, env, job).await,
+            sandbox,
+        } => {
+            let policy = sandbox.policy(hooks.sandbox);
+            command_unit::run(program, args, *prompt, env, job, &policy).await
+        }
         UnitProfile::Scripted { script } => {
             let mut model = ScriptedModel::load(script)?;
             let settings = LoopSettings {
@@ -414,7 +486,7 @@ async fn run_unit_inner(
                 model: profile.aar_model(),
             };
             let mut tools = ToolRuntime::new(&job.workspace);
-            tools.sandbox = hooks.sandbox;
+            tools.sandbox = hooks.sandbox.clone();
             let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit)
                 .with_redactor(hooks.secrets.unwrap_or(&Redactor::default()));
             Ok(run_unit_loop(&mut model, &tools, job, &settings, &mut life)
@@ -440,7 +512,7 @@ async fn run_unit_inner(
                 model: profile.aar_model(),
             };
             let mut tools = ToolRuntime::new(&job.workspace);
-            tools.sandbox = hooks.sandbox;
+            tools.sandbox = hooks.sandbox.clone();
             let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit)
                 .with_secrets(keys)
                 .with_redactor(hooks.secrets.unwrap_or(&Redactor::default()));
@@ -551,6 +623,7 @@ mod tests {
             args: vec![],
             prompt: PromptMode::Stdin,
             env: BTreeMap::new(),
+            sandbox: CommandSandbox::default(),
         };
         assert!(cmd.validate().is_err());
     }

@@ -273,6 +273,7 @@ fn write_assets(dir: &Path) -> Result<BTreeMap<String, UnitProfile>> {
             args: vec!["-c".into(), inventory.into()],
             prompt: PromptMode::Stdin,
             env: BTreeMap::new(),
+            sandbox: Default::default(),
         },
     );
     Ok(profiles)

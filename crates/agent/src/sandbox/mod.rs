@@ -1,20 +1,39 @@
-//! The sandbox `shell.exec` programs run in: no new privileges, Landlock
-//! (writes only beneath the workspace, reads and execution anywhere) and a
-//! seccomp filter refusing network sockets (anything but `AF_UNIX`, and
-//! `io_uring`, which could open them out of the filter's sight).
+//! The sandbox every program a run starts lives in (`shell.exec` and
+//! `command` units alike), built from what the kernel offers:
 //!
-//! Never silently weaker: a policy that asks for confinement the kernel
-//! cannot give is `sandbox.unavailable`; a tool that needs the sandbox on a
-//! runtime configured without one is `sandbox.required`.
+//! - namespaces (mount, PID, IPC, and network when it is off): the program
+//!   sees only its own processes, denied paths are covered by empty
+//!   read-only mounts, and its init's death takes every straggler with it.
+//!   Root makes them directly; another user through a user namespace;
+//! - no capabilities and no new privileges (setuid binaries gain nothing);
+//! - Landlock: reads only of the workspace, a private temp dir and an
+//!   allowlist of system paths (never the data dir); writes only to the
+//!   workspace and the temp dir; no device nodes; signals and abstract
+//!   unix sockets scoped to the sandbox (ABI 6+); no TCP without network;
+//! - seccomp: no ptrace, mounts, keyrings, kernel loading, BPF, `io_uring`,
+//!   new namespaces or device nodes; no sockets but `AF_UNIX` without network;
+//! - limits per program: processes (a pids cgroup for root), CPU seconds,
+//!   address space, file size; output is capped by the caller.
+//!
+//! Never silently weaker: a policy asking for more than the host gives is
+//! `sandbox.unavailable`; a tool that needs the sandbox on a runtime
+//! configured without one is `sandbox.required`. [`support`] tells what the
+//! host gives (`garrison doctor` prints it).
 
+mod cgroup;
+mod landlock;
+mod seccomp;
 mod sys;
 
-use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use garrison_contracts::openclawssy::{ToolError, ToolErrorCode};
+
+use landlock::Grant;
 
 /// How tools that run programs are confined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,80 +45,291 @@ pub enum SandboxMode {
     Off,
 }
 
-/// A runtime's sandbox settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SandboxPolicy {
-    pub mode: SandboxMode,
-    /// Leaves out the socket filter (Landlock and no-new-privs still apply).
-    pub allow_network: bool,
+/// Protections a policy can insist on. Landlock and seccomp always are;
+/// the others are used wherever the host has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    Landlock,
+    Seccomp,
+    /// Mount, PID and IPC namespaces (and network when off).
+    Namespaces,
+    /// A process count limit that binds this user (a pids cgroup for root).
+    ProcessLimit,
 }
 
-/// What this kernel offers, probed once per process.
+/// Resource limits per sandboxed program (`None`: unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildLimits {
+    /// Processes and threads at once, the program's descendants included.
+    pub processes: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub address_space_bytes: Option<u64>,
+    /// Largest file the program may write.
+    pub file_size_bytes: Option<u64>,
+}
+
+impl ChildLimits {
+    /// 512 processes and 1 GiB per file; CPU and memory are left to the
+    /// caller's timeout (runtimes such as V8 or Go reserve vast address
+    /// space, so a default there would break ordinary programs).
+    pub const DEFAULT: ChildLimits = ChildLimits {
+        processes: Some(512),
+        cpu_seconds: None,
+        address_space_bytes: None,
+        file_size_bytes: Some(1 << 30),
+    };
+}
+
+impl Default for ChildLimits {
+    fn default() -> Self {
+        ChildLimits::DEFAULT
+    }
+}
+
+/// A runtime's sandbox settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxPolicy {
+    pub mode: SandboxMode,
+    /// Network sockets allowed (otherwise only `AF_UNIX`, in an empty
+    /// network namespace where the host has them).
+    pub allow_network: bool,
+    pub limits: ChildLimits,
+    /// Paths no sandboxed program may see even where an allowed directory
+    /// holds them (the data dir: secrets, token, ledger, other workspaces).
+    pub hidden: Vec<PathBuf>,
+    /// Extra read-only paths (a profile's `~/.config/<agent>`, a toolchain).
+    pub read: Vec<PathBuf>,
+    /// Extra writable paths.
+    pub write: Vec<PathBuf>,
+    /// Protections beyond Landlock and seccomp that must be present.
+    pub require: Vec<Protection>,
+}
+
+impl SandboxPolicy {
+    /// Enforced, no network, default limits, nothing extra.
+    pub const DEFAULT: SandboxPolicy = SandboxPolicy {
+        mode: SandboxMode::Enforce,
+        allow_network: false,
+        limits: ChildLimits::DEFAULT,
+        hidden: Vec::new(),
+        read: Vec::new(),
+        write: Vec::new(),
+        require: Vec::new(),
+    };
+}
+
+impl Default for SandboxPolicy {
+    fn default() -> Self {
+        SandboxPolicy::DEFAULT
+    }
+}
+
+/// How namespaces are made on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamespaceMode {
+    /// The server runs as root and makes them directly.
+    AsRoot,
+    /// Through an unprivileged user namespace.
+    UserNamespace,
+}
+
+/// How the process limit binds on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessLimitMode {
+    /// A pids cgroup per program.
+    Cgroup,
+    /// `RLIMIT_NPROC` inside the program's own user namespace.
+    Rlimit,
+}
+
+/// What this host offers, probed once per process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Support {
     /// Landlock ABI version, `None` without Landlock.
     pub landlock_abi: Option<u32>,
     /// Seccomp filters with errno returns can be installed on this
     /// architecture.
     pub seccomp_filter: bool,
+    pub namespaces: Option<NamespaceMode>,
+    pub process_limit: Option<ProcessLimitMode>,
+    /// The effective uid programs start from (their capabilities are dropped).
+    pub uid: u32,
 }
 
-/// Probes the kernel (once; later calls return the same answer).
+impl Support {
+    /// Whether the signal and abstract-socket scoping of Landlock ABI 6 is there.
+    pub fn scoped_signals(&self) -> bool {
+        self.landlock_abi.is_some_and(|abi| abi >= 6)
+    }
+
+    /// Whether `p` is present.
+    pub fn has(&self, p: Protection) -> bool {
+        match p {
+            Protection::Landlock => self.landlock_abi.is_some(),
+            Protection::Seccomp => self.seccomp_filter,
+            Protection::Namespaces => self.namespaces.is_some(),
+            Protection::ProcessLimit => self.process_limit.is_some(),
+        }
+    }
+}
+
+const NS_FLAGS: libc::c_int =
+    libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+
+/// Probes the host (once; later calls return the same answer).
 pub fn support() -> Support {
     static SUPPORT: OnceLock<Support> = OnceLock::new();
-    *SUPPORT.get_or_init(|| Support {
-        landlock_abi: sys::landlock_abi(),
-        seccomp_filter: arch::AUDIT_ARCH.is_some() && sys::seccomp_filter_available(),
+    *SUPPORT.get_or_init(|| {
+        let uid = effective_uid();
+        let namespaces = if uid == 0 && sys::can_clone(NS_FLAGS) {
+            Some(NamespaceMode::AsRoot)
+        } else if uid != 0 && sys::can_clone(NS_FLAGS | libc::CLONE_NEWUSER) {
+            Some(NamespaceMode::UserNamespace)
+        } else {
+            None
+        };
+        let process_limit = if uid == 0 {
+            cgroup::available().then_some(ProcessLimitMode::Cgroup)
+        } else {
+            (namespaces == Some(NamespaceMode::UserNamespace)).then_some(ProcessLimitMode::Rlimit)
+        };
+        Support {
+            landlock_abi: sys::landlock_abi(),
+            seccomp_filter: seccomp::AUDIT_ARCH.is_some() && sys::seccomp_filter_available(),
+            namespaces,
+            process_limit,
+            uid,
+        }
     })
 }
 
-// Landlock filesystem access rights (UAPI `LANDLOCK_ACCESS_FS_*`).
-const WRITE_FILE: u64 = 1 << 1;
-const REMOVE_DIR: u64 = 1 << 4;
-const REMOVE_FILE: u64 = 1 << 5;
-const MAKE_CHAR: u64 = 1 << 6;
-const MAKE_DIR: u64 = 1 << 7;
-const MAKE_REG: u64 = 1 << 8;
-const MAKE_SOCK: u64 = 1 << 9;
-const MAKE_FIFO: u64 = 1 << 10;
-const MAKE_BLOCK: u64 = 1 << 11;
-const MAKE_SYM: u64 = 1 << 12;
-/// ABI 2: linking or renaming across directories.
-const REFER: u64 = 1 << 13;
-/// ABI 3: truncating.
-const TRUNCATE: u64 = 1 << 14;
-
-/// Every right that changes the filesystem, as far as `abi` knows them.
-/// Reading, listing and executing are not handled, so stay allowed.
-fn write_rights(abi: u32) -> u64 {
-    let mut rights = WRITE_FILE
-        | REMOVE_DIR
-        | REMOVE_FILE
-        | MAKE_CHAR
-        | MAKE_DIR
-        | MAKE_REG
-        | MAKE_SOCK
-        | MAKE_FIFO
-        | MAKE_BLOCK
-        | MAKE_SYM;
-    if abi >= 2 {
-        rights |= REFER;
-    }
-    if abi >= 3 {
-        rights |= TRUNCATE;
-    }
-    rights
+fn effective_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(u32::MAX)
 }
 
-/// Confinement built for one program, before it is spawned.
+/// System trees every program may read and execute.
+const SYSTEM_READ: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+];
+
+/// What stays private inside the readable trees.
+const PRIVATE_SYSTEM: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/etc/security/opasswd",
+];
+
+/// Credentials under a home directory that a toolchain grant could cover.
+const PRIVATE_HOME: &[&str] = &[
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".git-credentials",
+    ".netrc",
+    ".ssh",
+    ".aws",
+    ".docker/config.json",
+    ".npmrc",
+    ".pypirc",
+];
+
+/// Toolchain roots from `PATH`: `~/.cargo` for `~/.cargo/bin`, `~/.pyenv`
+/// for `~/.pyenv/shims`; never `/` or the home directory itself.
+fn toolchain_roots() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
+    std::env::split_paths(&path)
+        .filter(|p| p.is_absolute())
+        .map(|p| {
+            let parent = p.parent().map(Path::to_path_buf);
+            let named_bin = p
+                .file_name()
+                .is_some_and(|n| n == "bin" || n == "sbin" || n == "shims");
+            match parent {
+                Some(parent)
+                    if named_bin && parent.parent().is_some() && Some(&parent) != home.as_ref() =>
+                {
+                    parent
+                }
+                _ => p,
+            }
+        })
+        .collect()
+}
+
+/// A private directory per program, outside the workspace: `tmp/` (its
+/// `TMPDIR`) and the empty sources that cover denied paths.
+#[derive(Debug)]
+struct Scratch {
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn create() -> std::io::Result<Scratch> {
+        let root = std::env::temp_dir().join(format!("garrison-sandbox-{}", ulid::Ulid::new()));
+        std::fs::DirBuilder::new().mode(0o700).create(&root)?;
+        let scratch = Scratch { root };
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(scratch.tmp())?;
+        std::fs::DirBuilder::new()
+            .mode(0o500)
+            .create(scratch.empty_dir())?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(scratch.empty_file())?;
+        Ok(scratch)
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn empty_dir(&self) -> PathBuf {
+        self.root.join("empty")
+    }
+
+    fn empty_file(&self) -> PathBuf {
+        self.root.join("empty-file")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Confinement built for one program, before it is spawned. Keep it until
+/// the program has finished: it owns the program's temp dir and cgroup.
 pub struct Confinement {
-    ruleset: Option<std::os::fd::OwnedFd>,
-    filter: Option<Vec<libc::sock_filter>>,
+    plan: Option<sys::ChildPlan>,
+    scratch: Scratch,
+    _cgroup: Option<cgroup::PidsCgroup>,
 }
 
 impl Confinement {
-    /// Confinement for a program working in `workspace` under `policy`.
-    pub fn prepare(policy: &SandboxPolicy, workspace: &Path) -> Result<Confinement, ToolError> {
+    /// Confinement for a program working in `workspace` under `policy`;
+    /// `deny` (absolute paths) become unreadable and unwritable.
+    pub fn prepare(
+        policy: &SandboxPolicy,
+        workspace: &Path,
+        deny: &[PathBuf],
+    ) -> Result<Confinement, ToolError> {
         if policy.mode == SandboxMode::Off {
             return Err(ToolError::new(
                 ToolErrorCode::SandboxRequired,
@@ -111,100 +341,202 @@ impl Confinement {
             ToolError::new(ToolErrorCode::SandboxUnavailable, what)
                 .with_detail("landlock_abi", s.landlock_abi)
                 .with_detail("seccomp_filter", s.seccomp_filter)
+                .with_detail("namespaces", s.namespaces.is_some())
+                .with_detail("process_limit", s.process_limit.is_some())
         };
         let Some(abi) = s.landlock_abi else {
             return Err(unavailable(
-                "the kernel offers no Landlock, so writes cannot be confined to the workspace"
+                "the kernel offers no Landlock, so files outside the workspace cannot be kept out of reach"
                     .into(),
             ));
         };
-        let filter = if policy.allow_network {
-            None
-        } else if s.seccomp_filter {
-            Some(
-                socket_filter().ok_or_else(|| {
-                    unavailable("no seccomp program for this architecture".into())
-                })?,
-            )
-        } else {
+        if !s.seccomp_filter {
             return Err(unavailable(
-                "the kernel offers no seccomp filters, so network sockets cannot be refused".into(),
+                "the kernel offers no seccomp filters, so dangerous system calls cannot be refused"
+                    .into(),
             ));
+        }
+        if let Some(missing) = policy.require.iter().find(|p| !s.has(**p)) {
+            return Err(unavailable(format!(
+                "the policy requires {missing:?} and this host does not offer it (see `garrison doctor`)"
+            )));
+        }
+        let existing_deny: Vec<&PathBuf> = deny
+            .iter()
+            .filter(|d| d.symlink_metadata().is_ok())
+            .collect();
+        if !existing_deny.is_empty() && s.namespaces.is_none() {
+            return Err(unavailable(
+                "the deny list cannot be enforced for programs without mount namespaces on this host"
+                    .into(),
+            ));
+        }
+
+        // Grants and covers compare paths: compare them resolved.
+        let resolved = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let workspace = &resolved(workspace);
+        let scratch = Scratch::create()
+            .map_err(|e| unavailable(format!("cannot create the program's temp dir: {e}")))?;
+        let mut hidden: Vec<PathBuf> = policy.hidden.iter().map(|p| resolved(p)).collect();
+        hidden.extend(PRIVATE_SYSTEM.iter().map(PathBuf::from));
+        if let Some(home) = std::env::var_os("HOME") {
+            let home = PathBuf::from(home);
+            hidden.extend(PRIVATE_HOME.iter().map(|p| home.join(p)));
+        }
+        let rw = landlock::read_write(abi);
+        let mut grants = vec![
+            Grant {
+                path: workspace.to_path_buf(),
+                rights: rw,
+            },
+            Grant {
+                path: scratch.tmp(),
+                rights: rw,
+            },
+        ];
+        for p in &policy.write {
+            landlock::grant_around(&mut grants, p, rw, &hidden);
+        }
+        let read_roots = SYSTEM_READ
+            .iter()
+            .map(PathBuf::from)
+            .chain(toolchain_roots())
+            .chain(policy.read.iter().cloned());
+        for root in read_roots {
+            landlock::grant_around(&mut grants, &root, landlock::READ, &hidden);
+        }
+        for dev in landlock::DEVICES {
+            grants.push(Grant {
+                path: PathBuf::from(dev),
+                rights: landlock::handled_fs(abi) & !landlock::READ_DIR & !landlock::EXECUTE,
+            });
+        }
+        grants.push(Grant {
+            path: PathBuf::from("/proc"),
+            rights: landlock::READ_FILE | landlock::READ_DIR,
+        });
+        grants.push(Grant {
+            path: PathBuf::from("/sys/devices/system/cpu"),
+            rights: landlock::READ_FILE | landlock::READ_DIR,
+        });
+        let ruleset = landlock::ruleset(abi, &grants, policy.allow_network)
+            .map_err(|e| unavailable(format!("cannot build the Landlock ruleset: {e}")))?;
+        let filter = seccomp::program(policy.allow_network)
+            .ok_or_else(|| unavailable("no seccomp program for this architecture".into()))?;
+
+        let mut plan = sys::ChildPlan {
+            cpu_seconds: policy.limits.cpu_seconds,
+            address_space_bytes: policy.limits.address_space_bytes,
+            file_size_bytes: policy.limits.file_size_bytes,
+            ruleset: Some(ruleset),
+            proc_rights: landlock::READ_FILE | landlock::READ_DIR,
+            filter: Some(filter),
+            ..sys::ChildPlan::default()
         };
-        let handled = write_rights(abi);
-        let ruleset = sys::create_ruleset(handled)
-            .map_err(|e| unavailable(format!("cannot create a Landlock ruleset: {e}")))?;
-        let open = |p: &Path| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-                .open(p)
-        };
-        let ws = open(workspace).map_err(|e| {
-            unavailable(format!(
-                "cannot open workspace {}: {e}",
-                workspace.display()
-            ))
-        })?;
-        sys::add_path_rule(&ruleset, ws.as_fd(), handled)
-            .map_err(|e| unavailable(format!("cannot allow the workspace: {e}")))?;
-        // Programs routinely discard output into /dev/null.
-        if let Ok(null) = open(Path::new("/dev/null")) {
-            sys::add_path_rule(&ruleset, null.as_fd(), handled & (WRITE_FILE | TRUNCATE))
-                .map_err(|e| unavailable(format!("cannot allow /dev/null: {e}")))?;
+        let mut cgroup = None;
+        if let Some(max) = policy.limits.processes {
+            match s.process_limit {
+                Some(ProcessLimitMode::Cgroup) => {
+                    let made = cgroup::PidsCgroup::create(max)
+                        .and_then(|c| c.procs().map(|f| (c, f)))
+                        .map_err(|e| unavailable(format!("cannot make a pids cgroup: {e}")))?;
+                    plan.cgroup_procs = Some(made.1.into());
+                    cgroup = Some(made.0);
+                }
+                Some(ProcessLimitMode::Rlimit) => plan.processes = Some(max),
+                None => {}
+            }
+        }
+        if let Some(mode) = s.namespaces {
+            plan.unshare = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
+            if !policy.allow_network {
+                plan.unshare |= libc::CLONE_NEWNET;
+            }
+            if mode == NamespaceMode::UserNamespace {
+                let gid = std::fs::metadata("/proc/self")
+                    .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+                    .unwrap_or(u32::MAX);
+                plan.user_ns = Some((
+                    format!("{0} {0} 1\n", s.uid).into_bytes(),
+                    format!("{gid} {gid} 1\n").into_bytes(),
+                ));
+            }
+            let mut keep = vec![workspace.to_path_buf(), scratch.root.clone()];
+            keep.extend(policy.read.iter().chain(&policy.write).map(|p| resolved(p)));
+            let mut covered: Vec<PathBuf> = existing_deny.into_iter().cloned().collect();
+            for h in &hidden {
+                cover_around(h, &keep, &mut covered, 0);
+            }
+            for target in covered {
+                let is_dir = target.symlink_metadata().is_ok_and(|m| m.is_dir());
+                let source = if is_dir {
+                    scratch.empty_dir()
+                } else {
+                    scratch.empty_file()
+                };
+                plan.overlays.push((c_path(&source)?, c_path(&target)?));
+            }
         }
         Ok(Confinement {
-            ruleset: Some(ruleset),
-            filter,
+            plan: Some(plan),
+            scratch,
+            _cgroup: cgroup,
         })
     }
 
+    /// The program's private temp dir (set it as `TMPDIR`).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.scratch.tmp()
+    }
+
     /// Makes `cmd`'s child confine itself before it executes the program.
-    pub fn apply(self, cmd: &mut tokio::process::Command) {
-        sys::confine_child(cmd, self.ruleset, self.filter);
+    pub fn apply(&mut self, cmd: &mut tokio::process::Command) {
+        if let Some(plan) = self.plan.take() {
+            plan.install(cmd);
+        }
     }
 }
 
-mod arch {
-    #[cfg(target_arch = "x86_64")]
-    pub const AUDIT_ARCH: Option<u32> = Some(0xC000_003E);
-    #[cfg(target_arch = "aarch64")]
-    pub const AUDIT_ARCH: Option<u32> = Some(0xC000_00B7);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    pub const AUDIT_ARCH: Option<u32> = None;
+/// Collects the paths to cover so that `hidden` is invisible (not even
+/// listable or reachable by a socket path) except for what `keep` needs: a
+/// hidden directory holding a kept path is covered entry by entry around it.
+fn cover_around(hidden: &Path, keep: &[PathBuf], out: &mut Vec<PathBuf>, depth: usize) {
+    let Ok(meta) = hidden.symlink_metadata() else {
+        return;
+    };
+    if meta.file_type().is_symlink() || keep.iter().any(|k| hidden.starts_with(k)) {
+        return;
+    }
+    if !keep.iter().any(|k| k.starts_with(hidden)) {
+        out.push(hidden.to_path_buf());
+        return;
+    }
+    if depth >= 16 {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(hidden) {
+        for entry in entries.flatten() {
+            cover_around(&entry.path(), keep, out, depth + 1);
+        }
+    }
 }
 
-/// The seccomp program: on the native architecture (others are killed, so
-/// a 32-bit or x32 entry cannot slip past), `socket(2)` with any family but
-/// `AF_UNIX` and `io_uring_setup(2)` fail with `EACCES`; all else is allowed.
-fn socket_filter() -> Option<Vec<libc::sock_filter>> {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const ALLOW: u32 = 0x7fff_0000;
-    const KILL_PROCESS: u32 = 0x8000_0000;
-    const X32_BIT: u32 = 0x4000_0000;
-    // struct seccomp_data: nr at 0, arch at 4, args[0] at 16 (low half on
-    // little-endian targets, which both supported ones are).
-    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let arch = arch::AUDIT_ARCH?;
-    let socket = u32::try_from(libc::SYS_socket).ok()?;
-    let uring = u32::try_from(libc::SYS_io_uring_setup).ok()?;
-    let deny = sys::SECCOMP_RET_ERRNO | libc::EACCES as u32;
-    Some(vec![
-        op(LD_W_ABS, 0, 0, 4),                 // 0: A = arch
-        op(JEQ_K, 0, 8, arch),                 // 1: foreign arch -> 10
-        op(LD_W_ABS, 0, 0, 0),                 // 2: A = nr
-        op(JGE_K, 6, 0, X32_BIT),              // 3: x32 -> 10
-        op(JEQ_K, 0, 2, socket),               // 4: not socket -> 7
-        op(LD_W_ABS, 0, 0, 16),                // 5: A = domain
-        op(JEQ_K, 1, 2, libc::AF_UNIX as u32), // 6: unix -> 8, else -> 9
-        op(JEQ_K, 1, 0, uring),                // 7: io_uring -> 9, else -> 8
-        op(RET_K, 0, 0, ALLOW),                // 8
-        op(RET_K, 0, 0, deny),                 // 9
-        op(RET_K, 0, 0, KILL_PROCESS),         // 10
-    ])
+impl std::fmt::Debug for Confinement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confinement")
+            .field("scratch", &self.scratch.root)
+            .field("applied", &self.plan.is_none())
+            .finish()
+    }
+}
+
+fn c_path(p: &Path) -> Result<CString, ToolError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+        ToolError::new(
+            ToolErrorCode::ToolInputInvalid,
+            "a path holds a NUL byte".to_string(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -212,39 +544,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rights_grow_with_the_abi() {
-        assert_eq!(write_rights(1) & (REFER | TRUNCATE), 0);
-        assert_eq!(write_rights(2) & REFER, REFER);
-        assert_eq!(write_rights(3) & TRUNCATE, TRUNCATE);
-        // Reading and executing are never handled.
-        for abi in 1..=7 {
-            assert_eq!(write_rights(abi) & 0b1101, 0);
-        }
-    }
-
-    #[test]
-    fn filter_jumps_stay_inside_the_program() {
-        let Some(prog) = socket_filter() else {
-            return;
-        };
-        for (i, ins) in prog.iter().enumerate() {
-            if ins.code & 0x07 == 0x05 {
-                assert!(i + 1 + (ins.jt as usize) < prog.len(), "jt of {i}");
-                assert!(i + 1 + (ins.jf as usize) < prog.len(), "jf of {i}");
-            }
-        }
-        assert_eq!(prog.last().map(|i| i.code), Some(0x06));
-    }
-
-    #[test]
     fn off_is_sandbox_required() {
         let policy = SandboxPolicy {
             mode: SandboxMode::Off,
-            allow_network: false,
+            ..SandboxPolicy::DEFAULT
         };
-        let err = Confinement::prepare(&policy, Path::new("."))
+        let err = Confinement::prepare(&policy, Path::new("."), &[])
             .err()
             .map(|e| e.code);
         assert_eq!(err, Some(ToolErrorCode::SandboxRequired));
+    }
+
+    #[test]
+    fn toolchain_roots_never_open_up_home_or_root() {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        for root in toolchain_roots() {
+            assert_ne!(root, Path::new("/"));
+            assert_ne!(Some(&root), home.as_ref());
+        }
     }
 }

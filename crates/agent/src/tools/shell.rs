@@ -1,9 +1,11 @@
 //! `shell.exec`: runs one program, without a shell, in the workspace.
 //!
-//! The program runs confined (see `sandbox`: writes only beneath the
-//! workspace, no network sockets, no new privileges), with a minimal
-//! environment (no inherited secrets), within its timeout, and its whole
-//! process group is killed afterwards. Without the sandbox it does not run.
+//! The program runs confined (see `sandbox`: reads and writes only beneath
+//! the workspace and its own temp dir besides read-only system paths, the
+//! deny list covered, no network unless the policy allows it, no
+//! privileges, bounded processes), with a minimal environment (no inherited
+//! secrets), within its timeout, and everything it started is killed
+//! afterwards. Without the sandbox it does not run.
 
 use garrison_contracts::openclawssy::{ToolError, ToolErrorCode};
 use serde::Deserialize;
@@ -53,6 +55,14 @@ pub(super) async fn exec(
         .timeout_ms(Some(timeout_ms.unwrap_or(default_timeout_ms)));
     let root = rt.resolve(".")?;
 
+    let deny: Vec<_> = rt
+        .deny
+        .iter()
+        .map(|d| d.trim_matches('/').trim_start_matches("./"))
+        .filter(|d| !d.is_empty())
+        .map(|d| root.join(d))
+        .collect();
+    let mut confinement = Confinement::prepare(&rt.sandbox, &root, &deny)?;
     let mut cmd = Command::new(&command);
     cmd.args(&args)
         .current_dir(&root)
@@ -62,8 +72,9 @@ pub(super) async fn exec(
             std::env::var("PATH").unwrap_or_else(|_| FALLBACK_PATH.to_string()),
         )
         .env("HOME", &root)
-        .env("LANG", "C.UTF-8");
-    Confinement::prepare(&rt.sandbox, &root)?.apply(&mut cmd);
+        .env("LANG", "C.UTF-8")
+        .env("TMPDIR", confinement.tmp_dir());
+    confinement.apply(&mut cmd);
     let running = process_group::spawn(cmd, None, rt.limits.output_cap_bytes).map_err(|e| {
         let code = match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
@@ -77,6 +88,7 @@ pub(super) async fn exec(
     let finished = running
         .finish(Instant::now() + Duration::from_millis(timeout_ms))
         .await;
+    drop(confinement);
     let truncated = finished.stdout.truncated || finished.stderr.truncated || finished.capture_cut;
     match finished.exit {
         Exit::Status(status) => {

@@ -23,6 +23,7 @@ fn sh(script: &str) -> UnitProfile {
         args: vec!["-c".into(), script.into()],
         prompt: PromptMode::Stdin,
         env: BTreeMap::new(),
+        sandbox: Default::default(),
     }
 }
 
@@ -30,20 +31,23 @@ fn read(ws: &Path, rel: &str) -> String {
     std::fs::read_to_string(ws.join(rel)).unwrap()
 }
 
-/// Dead means no such process or a zombie nobody reaped yet.
-fn is_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
+/// Whether a process whose command line holds `marker` is still running
+/// (the unit's own pids are those of its PID namespace, not the host's).
+fn running_with(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(marker)
+            })
+            .unwrap_or(false)
+    })
 }
 
-async fn wait_gone(pid: u32) -> bool {
+async fn wait_no_process_with(marker: &str) -> bool {
     for _ in 0..60 {
-        if is_gone(pid) {
+        if !running_with(marker) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -98,6 +102,7 @@ async fn argv_prompt_is_substituted_everywhere() {
         ],
         prompt: PromptMode::Argv,
         env: BTreeMap::new(),
+        sandbox: Default::default(),
     };
     let report = run_unit(&profile, &job(ws.path(), "fix it", Duration::from_secs(20)))
         .await
@@ -121,6 +126,7 @@ async fn environment_is_the_jobs_and_the_profiles() {
         ],
         prompt: PromptMode::Stdin,
         env: BTreeMap::from([("UNIT_FLAVOUR".to_string(), "plain".to_string())]),
+        sandbox: Default::default(),
     };
     run_unit(&profile, &job(ws.path(), "", Duration::from_secs(20)))
         .await
@@ -151,18 +157,17 @@ async fn non_zero_exit_fails_with_the_last_stderr_line() {
 #[tokio::test]
 async fn timeout_kills_the_whole_process_group() {
     let ws = tempfile::tempdir().unwrap();
-    let profile = sh("sleep 30 & echo $! > outputs/bg.pid; echo $$ > outputs/sh.pid; sleep 30");
+    let profile = sh("sleep 31.25 & sleep 32.5");
     let started = Instant::now();
     let report = run_unit(&profile, &job(ws.path(), "", Duration::from_millis(1500)))
         .await
         .unwrap();
     assert_eq!(report.outcome, UnitOutcome::TimedOut);
     assert!(started.elapsed() < Duration::from_secs(10));
-    for file in ["outputs/bg.pid", "outputs/sh.pid"] {
-        let pid: u32 = read(ws.path(), file).trim().parse().unwrap();
+    for marker in ["sleep 31.25", "sleep 32.5"] {
         assert!(
-            wait_gone(pid).await,
-            "{file}: process {pid} survived the timeout"
+            wait_no_process_with(marker).await,
+            "`{marker}` survived the timeout"
         );
     }
 }
@@ -172,15 +177,17 @@ async fn leftover_background_processes_are_killed_after_exit() {
     let ws = tempfile::tempdir().unwrap();
     // The background sleep holds stdout open: capture only ends because the
     // group is killed once the shell exits.
-    let profile = sh("sleep 30 & echo $! > outputs/bg.pid; echo started");
+    let profile = sh("sleep 33.75 & echo started");
     let started = Instant::now();
     let report = run_unit(&profile, &job(ws.path(), "", Duration::from_secs(20)))
         .await
         .unwrap();
     assert_eq!(report.outcome, UnitOutcome::Succeeded);
     assert!(started.elapsed() < Duration::from_secs(10));
-    let pid: u32 = read(ws.path(), "outputs/bg.pid").trim().parse().unwrap();
-    assert!(wait_gone(pid).await, "background process {pid} survived");
+    assert!(
+        wait_no_process_with("sleep 33.75").await,
+        "the background process survived"
+    );
     assert_eq!(report.summary, "exit status 0: started");
 }
 
@@ -224,6 +231,7 @@ async fn setup_errors_are_errors() {
         args: vec![],
         prompt: PromptMode::Stdin,
         env: BTreeMap::new(),
+        sandbox: Default::default(),
     };
     let err = run_unit(&missing, &job(ws.path(), "", Duration::from_secs(5)))
         .await

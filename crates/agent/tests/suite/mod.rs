@@ -2,6 +2,7 @@
 
 mod agent_run;
 mod command_unit;
+mod escape;
 mod openai_loop;
 mod path_policy;
 mod sandbox;

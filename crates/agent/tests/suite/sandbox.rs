@@ -84,7 +84,8 @@ async fn writes_outside_the_workspace_are_refused() {
     assert_ne!(out(&r)["exit_code"], 0);
     assert!(!outside.path().join("d").exists());
 
-    // Inside the workspace writing works, reading outside works, /dev/null too.
+    // Inside the workspace writing works, reading system files works, reading
+    // elsewhere does not; /dev/null works.
     let r = exec(&rt, write(&ws.path().join("inside.txt"))).await;
     assert_eq!(out(&r)["exit_code"], 0, "{r:?}");
     assert_eq!(
@@ -97,7 +98,13 @@ async fn writes_outside_the_workspace_are_refused() {
         json!({"command": "cat", "args": [outside.path().join("readable.txt").to_str().unwrap()]}),
     )
     .await;
-    assert_eq!(out(&r)["stdout"], "hello");
+    assert_ne!(out(&r)["exit_code"], 0, "{r:?}");
+    assert_eq!(out(&r)["stdout"], "");
+    let r = exec(&rt, json!({"command": "cat", "args": ["/etc/passwd"]})).await;
+    assert!(
+        out(&r)["stdout"].as_str().unwrap().contains("root:"),
+        "{r:?}"
+    );
     let r = exec(
         &rt,
         json!({"command": "sh", "args": ["-c", "echo x > /dev/null"]}),
@@ -133,7 +140,10 @@ async fn network_sockets_are_refused() {
     assert_eq!(read_result(plain.path()), "connected");
 
     let ws = tempfile::tempdir().unwrap();
-    let rt = ToolRuntime::new(ws.path());
+    let mut rt = ToolRuntime::new(ws.path());
+    // The test binary lives outside the system paths.
+    let bin_dir = me.parent().unwrap().to_path_buf();
+    rt.sandbox.read.push(bin_dir.clone());
     let r = exec(&rt, child(&rt)).await;
     assert_eq!(out(&r)["exit_code"], 0, "{r:?}");
     let result = read_result(ws.path());
@@ -143,6 +153,7 @@ async fn network_sockets_are_refused() {
     // Allowing the network lifts only the socket filter.
     let allowed = tempfile::tempdir().unwrap();
     let mut rt = ToolRuntime::new(allowed.path());
+    rt.sandbox.read.push(bin_dir);
     rt.sandbox.allow_network = true;
     let r = exec(&rt, child(&rt)).await;
     assert_eq!(out(&r)["exit_code"], 0, "{r:?}");
@@ -155,7 +166,7 @@ async fn no_sandbox_means_no_shell() {
     let mut rt = ToolRuntime::new(ws.path());
     rt.sandbox = SandboxPolicy {
         mode: SandboxMode::Off,
-        allow_network: false,
+        ..SandboxPolicy::DEFAULT
     };
     let r = exec(&rt, json!({"command": "sh", "args": ["-c", "touch ran"]})).await;
     let err = r.error.unwrap();

@@ -198,7 +198,7 @@ async fn shell_exec_gets_a_minimal_environment() {
         .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
         .collect();
     names.sort();
-    assert_eq!(names, ["HOME", "LANG", "PATH"]);
+    assert_eq!(names, ["HOME", "LANG", "PATH", "TMPDIR"]);
     let home = call(&rt, "shell.exec", json!({"command": "pwd"})).await;
     assert_eq!(
         home.output.unwrap()["stdout"],

@@ -29,6 +29,7 @@ fn settings(dir: &Path, workers: usize) -> OrchestrationSettings {
             args: vec!["-c".into(), UNIT.into()],
             prompt: PromptMode::Stdin,
             env: BTreeMap::new(),
+            sandbox: Default::default(),
         },
     );
     s.default_profile = "writer".into();

@@ -29,6 +29,7 @@ pub fn sh(script: &str) -> UnitProfile {
         args: vec!["-c".into(), script.into()],
         prompt: PromptMode::Stdin,
         env: BTreeMap::new(),
+        sandbox: Default::default(),
     }
 }
 
