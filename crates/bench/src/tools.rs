@@ -23,9 +23,16 @@ pub struct ToolsArgs {
     /// Size of the file read, in bytes
     #[arg(long, default_value_t = 4096)]
     file_bytes: usize,
+    /// `shell.exec` of `true` in the sandbox instead, beside the same program
+    /// spawned unconfined (with --calls 500 unless given)
+    #[arg(long)]
+    shell: bool,
 }
 
 pub async fn run(args: ToolsArgs) -> anyhow::Result<()> {
+    if args.shell {
+        return run_shell(args).await;
+    }
     let dir = tempfile::tempdir()?;
     let workspace = dir.path().join("workspace");
     std::fs::create_dir_all(workspace.join("src"))?;
@@ -108,6 +115,67 @@ pub async fn run(args: ToolsArgs) -> anyhow::Result<()> {
             "tool": "fs.read",
             "calls": args.calls,
             "file_bytes": args.file_bytes,
+            "calls_per_s": round3(calls_per_s),
+            "p50_ms": round3(percentile_ms(&mut tools_lat, 50.0)),
+            "p99_ms": round3(percentile_ms(&mut tools_lat, 99.0)),
+            "baseline_calls_per_s": round3(base_per_s),
+            "baseline_p50_ms": round3(percentile_ms(&mut base_lat, 50.0)),
+            "baseline_p99_ms": round3(percentile_ms(&mut base_lat, 99.0)),
+            "ratio": round3(calls_per_s / base_per_s),
+        })
+    );
+    Ok(())
+}
+
+/// `shell.exec {"command": "true"}` through the tool runtime and its sandbox,
+/// beside a plain spawn of `true` with piped output in its own process group.
+async fn run_shell(args: ToolsArgs) -> anyhow::Result<()> {
+    let calls = if args.calls == 20_000 {
+        500
+    } else {
+        args.calls
+    };
+    let dir = tempfile::tempdir()?;
+    let runtime = ToolRuntime::new(dir.path());
+    eprintln!("tools: {calls} sandboxed shell.exec calls");
+    let (tools_secs, mut tools_lat) = measure(calls, |i| {
+        let runtime = &runtime;
+        async move {
+            let req = ToolRequest {
+                request_id: format!("req_{i}"),
+                run_id: "run_bench".into(),
+                agent_id: "agent_bench".into(),
+                tool: "shell.exec".into(),
+                input: json!({"command": "true"}),
+                timeout_ms: 30_000,
+                created_at: None,
+            };
+            let resp = runtime.call(&req).await;
+            ensure!(resp.ok, "shell.exec failed: {:?}", resp.error);
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!("tools: baseline, {calls} plain spawns");
+    let (base_secs, mut base_lat) = measure(calls, |_| async {
+        let out = tokio::process::Command::new("true")
+            .current_dir(dir.path())
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        ensure!(out.status.success(), "true failed");
+        Ok(())
+    })
+    .await?;
+    let calls_per_s = calls as f64 / tools_secs;
+    let base_per_s = calls as f64 / base_secs;
+    println!(
+        "{}",
+        json!({
+            "scenario": "tools",
+            "tool": "shell.exec",
+            "calls": calls,
             "calls_per_s": round3(calls_per_s),
             "p50_ms": round3(percentile_ms(&mut tools_lat, 50.0)),
             "p99_ms": round3(percentile_ms(&mut tools_lat, 99.0)),

@@ -4,6 +4,7 @@ mod appleseed;
 mod config;
 mod config_cmd;
 mod demo;
+mod doctor;
 mod events;
 mod jobs;
 mod ledger;
@@ -96,6 +97,8 @@ enum Command {
     Milestones(milestones::MilestonesCmd),
     /// Scheduler jobs: create, list, show, update, enable, disable, delete
     Jobs(jobs::JobsArgs),
+    /// Which sandbox protections this host gives the programs runs start
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +131,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Appleseed(cmd) => appleseed::run(g, cmd),
         Command::Milestones(cmd) => milestones::run(g, cmd),
         Command::Jobs(args) => jobs::run(g, args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

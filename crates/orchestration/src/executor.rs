@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use garrison_agent::{
-    AuditLog, Redactor, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with,
+    AuditLog, Redactor, SandboxPolicy, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with,
 };
 use garrison_contracts::ironclaw::{Aar, AarStatus};
 use garrison_contracts::secrets::redact;
@@ -85,8 +85,15 @@ where
     };
     let every = Duration::from_millis((job.lease_ms / 3).max(50));
     let audit = data_dir.and_then(|d| audit_log(d, &job.message.profile.name));
+    // The data dir (ledger, secrets, other orders' worktrees) stays out of
+    // the unit's sight; its own worktree and git metadata are let through.
+    let sandbox = SandboxPolicy {
+        hidden: data_dir.map(Path::to_path_buf).into_iter().collect(),
+        ..SandboxPolicy::default()
+    };
     let hooks = UnitHooks {
         audit: audit.as_ref(),
+        sandbox: &sandbox,
         secrets: Some(secrets),
         ..UnitHooks::default()
     };

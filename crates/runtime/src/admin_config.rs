@@ -62,6 +62,10 @@ pub struct AgentConfig {
     /// Whether `shell.exec` runs confined; off, it answers `sandbox.required`.
     #[serde(default = "default_sandbox")]
     pub sandbox: bool,
+    /// Whether programs `shell.exec` runs may use the network (off: no
+    /// sockets but `AF_UNIX`, in an empty network namespace).
+    #[serde(default)]
+    pub network: bool,
 }
 
 impl Default for AgentConfig {
@@ -72,6 +76,7 @@ impl Default for AgentConfig {
             deny: Vec::new(),
             max_turns: default_max_turns(),
             sandbox: default_sandbox(),
+            network: false,
         }
     }
 }

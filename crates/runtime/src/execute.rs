@@ -225,6 +225,9 @@ async fn attempt(
         } else {
             SandboxMode::Off
         },
+        allow_network: config.network,
+        // Secrets, the token, the ledger and other agents' workspaces.
+        hidden: vec![inner.data_dir.clone()],
         ..SandboxPolicy::default()
     };
     run.deny = config.deny.clone();

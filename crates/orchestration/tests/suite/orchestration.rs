@@ -11,7 +11,10 @@ use garrison_contracts::ironclaw::{EventType, OrderStatus, RunStatus};
 use garrison_orchestration::{GateCommand, Orchestrator, Report};
 use serde_json::{Value, json};
 
-use super::common::{Harness, git, main_sha, open_ledger, settings, sh, show_main, wait_for};
+use super::common::{
+    Harness, git, main_sha, open_ledger, settings, sh, sh_sharing, sh_unconfined, show_main,
+    wait_for,
+};
 
 /// A plan order with the fields every order needs.
 fn order(id: &str, profile: &str, depends_on: &[&str], lock_scope: &[&str]) -> Value {
@@ -278,7 +281,7 @@ async fn killed_unit_is_reissued_and_integrates_once() {
              fi; echo \"attempt $GARRISON_ATTEMPT\" > deliverable.txt && echo delivered",
             pid = pid_file.display()
         );
-        let mut s = settings(data, &[("flaky", sh(&script))]);
+        let mut s = settings(data, &[("flaky", sh_unconfined(&script))]);
         s.lease = Duration::from_secs(1);
         s.patrol_interval = Duration::from_millis(200);
         s
@@ -380,15 +383,18 @@ async fn merge_conflict_is_reported_with_paths() {
     // Each unit waits (bounded) until both have started, so both worktrees
     // come from the same mainline commit.
     let rewrite = |who: &str, barrier: &Path| {
-        sh(&format!(
-            "mkdir -p '{b}' && touch '{b}'/\"$GARRISON_ORDER_ID\" && i=0; \
+        sh_sharing(
+            &format!(
+                "mkdir -p '{b}' && touch '{b}'/\"$GARRISON_ORDER_ID\" && i=0; \
              while [ \"$(ls '{b}' | wc -l)\" -lt 2 ]; do \
                i=$((i+1)); if [ $i -gt 200 ]; then echo 'the other order never started' >&2; exit 1; fi; \
                sleep 0.05; \
              done; \
              printf 'line 1 by {who}\\nline 2\\n' > shared.txt && echo rewrote shared.txt",
-            b = barrier.display()
-        ))
+                b = barrier.display()
+            ),
+            barrier.parent().unwrap_or(barrier),
+        )
     };
     let h = Harness::start(|data, scratch| {
         let barrier = scratch.join("barrier");

@@ -33,6 +33,26 @@ pub fn sh(script: &str) -> UnitProfile {
     }
 }
 
+/// [`sh`] that may also write `dir`: test scratch the test and its units
+/// share (barriers), which the sandbox otherwise keeps out of reach.
+pub fn sh_sharing(script: &str, dir: &Path) -> UnitProfile {
+    let mut profile = sh(script);
+    if let UnitProfile::Command { sandbox, .. } = &mut profile {
+        sandbox.write.push(dir.to_path_buf());
+    }
+    profile
+}
+
+/// [`sh`] run unconfined: for a test that signals the unit by its host pid,
+/// which a sandboxed unit (in its own PID namespace) cannot know.
+pub fn sh_unconfined(script: &str) -> UnitProfile {
+    let mut profile = sh(script);
+    if let UnitProfile::Command { sandbox, .. } = &mut profile {
+        sandbox.enabled = false;
+    }
+    profile
+}
+
 /// Test settings: short lease, quick patrols, two workers, the given profiles.
 pub fn settings(data_dir: &Path, profiles: &[(&str, UnitProfile)]) -> Settings {
     let mut s = Settings::new(data_dir);
