@@ -167,8 +167,9 @@ pub async fn run(
 }
 
 /// The program's confinement, `None` when the profile turned it off. Beyond
-/// the policy: the worktree's own git metadata is writable (staging works)
-/// and the repository's shared objects and refs readable (history, diffs);
+/// the policy: the worktree's own git metadata and the shared object store
+/// are writable (staging works), the repository's refs and the user's git
+/// config readable (history, diffs), so no branch can be moved;
 /// an absolute `program` outside the system paths is readable.
 fn confine(
     policy: &SandboxPolicy,
@@ -184,9 +185,20 @@ fn confine(
     {
         let gitdir = workspace.join(gitdir.trim());
         if let Ok(common) = std::fs::read_to_string(gitdir.join("commondir")) {
-            policy.read.push(gitdir.join(common.trim()));
+            let common = gitdir.join(common.trim());
+            // New objects are content-addressed and harmless; refs (other
+            // orders' branches, the mainline) stay read-only.
+            policy.write.push(common.join("objects"));
+            policy.read.push(common);
         }
         policy.write.push(gitdir);
+    }
+    // Git refuses to run when it cannot read the user's config (EACCES is
+    // fatal to it, unlike a missing file).
+    if let Some(home) = std::env::var_os("HOME") {
+        let home = std::path::PathBuf::from(home);
+        policy.read.push(home.join(".gitconfig"));
+        policy.read.push(home.join(".config/git"));
     }
     let program = std::path::Path::new(program);
     if program.is_absolute() {

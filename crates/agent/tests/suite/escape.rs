@@ -623,3 +623,83 @@ async fn command_units_have_the_network_by_default() {
     let stdout = std::fs::read_to_string(layout.workspace.join("outputs/stdout.txt")).unwrap();
     assert!(stdout.contains("CONNECTED"), "{stdout}");
 }
+
+#[tokio::test]
+async fn command_units_can_use_git_in_their_worktree() {
+    if !kernel_can_sandbox() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().canonicalize().unwrap().join("data");
+    let repo = data.join("theaters/t/repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("tracked.txt"), "x").unwrap();
+    git(&repo, &["add", "."]);
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    let worktree = data.join("theaters/t/worktrees/o1");
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            worktree.to_str().unwrap(),
+            "-b",
+            "o1",
+        ],
+    );
+    let policy = SandboxPolicy {
+        hidden: vec![data.clone()],
+        ..SandboxPolicy::DEFAULT
+    };
+    let hooks = UnitHooks {
+        sandbox: &policy,
+        ..UnitHooks::default()
+    };
+    let profile = UnitProfile::Command {
+        program: "sh".into(),
+        args: vec!["-c".into(), "git ls-files; git status --short; echo hi > new.txt && git add new.txt && git status --short".into()],
+        prompt: PromptMode::Stdin,
+        env: BTreeMap::new(),
+        sandbox: CommandSandbox::default(),
+    };
+    let job = UnitJob {
+        workspace: worktree.clone(),
+        prompt: String::new(),
+        budget: Duration::from_secs(30),
+        env: Vec::new(),
+        run_id: "run_1".into(),
+        agent_id: "unit".into(),
+    };
+    let report = run_unit_with(&profile, &job, hooks).await.unwrap();
+    let read = |f: &str| std::fs::read_to_string(worktree.join(f)).unwrap_or_default();
+    let (stdout, stderr) = (read("outputs/stdout.txt"), read("outputs/stderr.txt"));
+    assert!(
+        stdout.contains("tracked.txt"),
+        "{report:?}\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("A  new.txt"),
+        "{report:?}\n{stdout}\n{stderr}"
+    );
+}
