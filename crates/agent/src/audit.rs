@@ -52,12 +52,46 @@ pub fn agent_dir(data_dir: &Path, agent_id: &str) -> Result<PathBuf, AuditError>
     Ok(data_dir.join("agents").join(agent_id))
 }
 
-/// Scrubs secrets out of audit payloads and run events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Shortest secret value scrubbed by value, in bytes. A shorter value (a
+/// PIN, a one-letter flag) would match everywhere and mangle every text it
+/// touches, so it is left to the pattern rules; the secret store warns when
+/// one is stored.
+pub const MIN_SECRET_BYTES: usize = 6;
+
+/// Scrubs secrets out of tool output, audit payloads, run events, records,
+/// sessions and unit reports.
+///
+/// Two layers: every configured value (stored secrets, API keys in use) in
+/// each form a program may print it — as is, base64 (standard and URL-safe,
+/// padded or not, and the offset-independent part of it inside a longer
+/// base64 stream), hex (lower and upper case) and percent-encoded (either
+/// case, `+` for a space or not) — and, on top, the secret-like patterns of
+/// [`garrison_contracts::secrets`]. All forms of all values are matched in
+/// one pass over the text (one Aho-Corasick automaton, leftmost-longest),
+/// so the cost is linear in the text whatever the number of secrets.
+#[derive(Clone, Default)]
 pub struct Redactor {
-    /// Exact values that must never be written (API keys in use, stored
-    /// secrets), longest first so a value containing another goes whole.
+    /// The values, sorted and deduplicated.
     secrets: Vec<String>,
+    /// Every form of every value, for [`Redactor::secrets_only`].
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+impl PartialEq for Redactor {
+    fn eq(&self, other: &Redactor) -> bool {
+        self.secrets == other.secrets
+    }
+}
+
+impl Eq for Redactor {}
+
+impl std::fmt::Debug for Redactor {
+    /// Never the values: only how many there are.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
 }
 
 /// Keys whose values are credentials whatever they look like. Matched on
@@ -79,13 +113,61 @@ const SENSITIVE_KEYS: &[&str] = &[
     "cookie",
 ];
 
+/// The spellings of `value` that are scrubbed: see [`Redactor`].
+fn forms(value: &str) -> Vec<String> {
+    use crate::encoding::{
+        BASE64_STD, BASE64_URL, base64_cores, base64_encode, hex_encode, percent_encode,
+    };
+    let b = value.as_bytes();
+    let mut out = vec![value.to_string()];
+    for alphabet in [BASE64_STD, BASE64_URL] {
+        out.push(base64_encode(b, alphabet, true));
+        out.push(base64_encode(b, alphabet, false));
+        out.extend(base64_cores(b, alphabet));
+    }
+    for upper in [false, true] {
+        out.push(hex_encode(b, upper));
+        for plus in [false, true] {
+            out.push(percent_encode(b, upper, plus));
+        }
+    }
+    // A core of a short value may be shorter than the value itself; never
+    // scrub anything shorter than the shortest value scrubbed.
+    out.retain(|f| f.len() >= MIN_SECRET_BYTES);
+    out
+}
+
 impl Redactor {
-    /// Redacts the built-in patterns plus every value in `secrets`.
+    /// Redacts the built-in patterns plus every value in `secrets` (values
+    /// shorter than [`MIN_SECRET_BYTES`] are left to the patterns).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= MIN_SECRET_BYTES)
+            .collect();
+        secrets.sort();
         secrets.dedup();
-        Redactor { secrets }
+        let mut needles: Vec<String> = secrets.iter().flat_map(|s| forms(s)).collect();
+        needles.sort();
+        needles.dedup();
+        let matcher = if needles.is_empty() {
+            None
+        } else {
+            match aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(&needles)
+            {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // Only a pattern set beyond the automaton's limits gets
+                    // here; scrubbing must not silently stop, so every text
+                    // is then replaced whole (see `secrets_only`).
+                    tracing::error!(error = %e, "cannot build the secret matcher");
+                    None
+                }
+            }
+        };
+        Redactor { secrets, matcher }
     }
 
     /// Adds more secret values.
@@ -95,15 +177,87 @@ impl Redactor {
         Redactor::new(all)
     }
 
+    /// This redactor's values plus `other`'s.
+    pub fn merged(&self, other: &Redactor) -> Redactor {
+        if other.secrets.is_empty() {
+            return self.clone();
+        }
+        self.clone().with_secrets(other.secrets.iter().cloned())
+    }
+
+    /// How many values are scrubbed by value.
+    pub fn len(&self) -> usize {
+        self.secrets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// `text` with every form of every configured value replaced by
+    /// [`REDACTED`] (no pattern rules): what tool output gets before it
+    /// goes back to the model, and unit reports before they are recorded.
+    pub fn secrets_only<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        use std::borrow::Cow;
+        let Some(m) = &self.matcher else {
+            if self.secrets.is_empty() {
+                return Cow::Borrowed(text);
+            }
+            // No matcher although there are values: fail closed.
+            return Cow::Owned(REDACTED.to_string());
+        };
+        let Some(first) = m.find(text) else {
+            return Cow::Borrowed(text);
+        };
+        let mut out = String::with_capacity(text.len());
+        out.push_str(&text[..first.start()]);
+        out.push_str(REDACTED);
+        let rest = &text[first.end()..];
+        m.replace_all_with(rest, &mut out, |_, _, dst| {
+            dst.push_str(REDACTED);
+            true
+        });
+        Cow::Owned(out)
+    }
+
+    /// [`Redactor::secrets_only`] over bytes (captured program output,
+    /// files); `None` when nothing matched.
+    pub fn secrets_only_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let Some(m) = &self.matcher else {
+            if self.secrets.is_empty() {
+                return None;
+            }
+            return Some(REDACTED.as_bytes().to_vec());
+        };
+        m.find(bytes)?;
+        let mut out = Vec::with_capacity(bytes.len());
+        m.replace_all_with_bytes(bytes, &mut out, |_, _, dst| {
+            dst.extend_from_slice(REDACTED.as_bytes());
+            true
+        });
+        Some(out)
+    }
+
+    /// Every string in `value` scrubbed with [`Redactor::secrets_only`].
+    pub fn secrets_in_json(&self, value: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            Value::String(s) => {
+                if let std::borrow::Cow::Owned(t) = self.secrets_only(s) {
+                    *s = t;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.secrets_in_json(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.secrets_in_json(v)),
+            _ => {}
+        }
+    }
+
     /// `text` with configured secrets and secret-like spans replaced.
     pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), REDACTED);
-            }
-        }
-        redact(&out)
+        redact(&self.secrets_only(text))
     }
 
     /// Redacts `payload` in place; returns the JSON paths replaced, rooted
@@ -149,6 +303,44 @@ impl Redactor {
             }
             _ => {}
         }
+    }
+}
+
+/// The stored secrets as a shared, replaceable [`Redactor`]: the secret
+/// store publishes its values here whenever they change, and whoever runs
+/// units or tools (the `/v1` run service, orchestration's workers) reads the
+/// current redactor per run. Cheap to clone; clones share the set.
+#[derive(Clone, Default)]
+pub struct SecretSet(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Redactor>>>);
+
+impl SecretSet {
+    pub fn new() -> SecretSet {
+        SecretSet::default()
+    }
+
+    /// Replaces the values.
+    pub fn replace(&self, values: impl IntoIterator<Item = String>) {
+        let next = std::sync::Arc::new(Redactor::new(values));
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+    }
+
+    /// The current values as a redactor.
+    pub fn redactor(&self) -> std::sync::Arc<Redactor> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for SecretSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SecretSet")
+            .field(&self.redactor().len())
+            .finish()
     }
 }
 
@@ -294,6 +486,82 @@ mod tests {
         }
         assert!(text.contains("\"max_tokens\":5"));
         assert!(text.contains("a.txt"));
+    }
+
+    #[test]
+    fn values_are_scrubbed_in_every_encoding() {
+        use crate::encoding::*;
+        let secret = "Tr0ub4dor&3 horse/battery?";
+        let r = Redactor::new([secret.to_string()]);
+        let b = secret.as_bytes();
+        let forms = [
+            secret.to_string(),
+            base64_encode(b, BASE64_STD, true),
+            base64_encode(b, BASE64_STD, false),
+            base64_encode(b, BASE64_URL, true),
+            base64_encode(b, BASE64_URL, false),
+            hex_encode(b, false),
+            hex_encode(b, true),
+            percent_encode(b, true, false),
+            percent_encode(b, false, false),
+            percent_encode(b, true, true),
+        ];
+        for form in &forms {
+            let text = format!("before {form} after");
+            let out = r.text(&text);
+            assert_eq!(out, format!("before {REDACTED} after"), "{form}");
+            assert_eq!(r.secrets_only(&text), format!("before {REDACTED} after"));
+        }
+        // Inside a longer base64 stream, at every offset: `base64 file`.
+        for prefix in ["", "a", "ab", "abc", "{\"k\": \""] {
+            let whole = format!("{prefix}{secret}\n");
+            for alphabet in [BASE64_STD, BASE64_URL] {
+                let enc = base64_encode(whole.as_bytes(), alphabet, true);
+                let out = r.secrets_only(&enc);
+                assert!(out.contains(REDACTED), "{prefix:?}: {out}");
+                // What is left is at most the characters that mix the
+                // value's bits with its neighbours'.
+                assert!(out.len() < enc.len(), "{out}");
+            }
+        }
+        // Bytes too, and JSON values in place.
+        let raw = format!("x{}y", hex_encode(b, false)).into_bytes();
+        assert_eq!(
+            r.secrets_only_bytes(&raw).unwrap(),
+            format!("x{REDACTED}y").into_bytes()
+        );
+        assert!(r.secrets_only_bytes(b"nothing here").is_none());
+        let mut v = serde_json::json!({"out": [format!("= {secret}")], "n": 1});
+        r.secrets_in_json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"out": [format!("= {REDACTED}")], "n": 1})
+        );
+        // Debug never shows a value.
+        assert!(!format!("{r:?}").contains("Tr0ub"));
+    }
+
+    #[test]
+    fn short_values_are_left_to_the_patterns_and_longest_wins() {
+        let r = Redactor::new(["abc".to_string(), String::new()]);
+        assert!(r.is_empty());
+        assert_eq!(r.text("abc abcdef"), "abc abcdef");
+        let r = Redactor::new(["secret-1".to_string(), "secret-1-longer".to_string()]);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r.secrets_only("a secret-1-longer b secret-1 c"),
+            format!("a {REDACTED} b {REDACTED} c")
+        );
+        // Merging keeps both sets.
+        let m = Redactor::new(["first-value".to_string()]).merged(&r);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.secrets_only("first-value"), REDACTED);
+        // A shared set is replaced for every holder.
+        let set = SecretSet::new();
+        let held = set.clone();
+        assert!(held.redactor().is_empty());
+        set.replace(["shared-value-1".to_string()]);
+        assert_eq!(held.redactor().secrets_only("shared-value-1"), REDACTED);
     }
 
     #[test]

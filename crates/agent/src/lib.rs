@@ -17,6 +17,7 @@ mod capture;
 pub mod command_unit;
 mod completion;
 pub mod context;
+pub mod encoding;
 pub mod failover;
 pub mod failure_loop;
 pub mod lifecycle;
@@ -33,7 +34,7 @@ pub mod tools;
 pub mod unit;
 
 pub use artifacts::{collect_artifacts, mime_for};
-pub use audit::{AuditError, AuditLog, Redactor};
+pub use audit::{AuditError, AuditLog, MIN_SECRET_BYTES, Redactor, SecretSet};
 pub use completion::complete_text;
 pub use context::{SessionMessage, SessionRole, build_context};
 pub use failover::Failover;

@@ -97,6 +97,18 @@ impl<'a> Lifecycle<'a> {
         self
     }
 
+    /// Also redacts every value `other` redacts (the stored secrets).
+    pub fn with_redactor(mut self, other: &Redactor) -> Lifecycle<'a> {
+        self.redactor = self.redactor.merged(other);
+        self
+    }
+
+    /// What this run's events are redacted with; tool output is scrubbed
+    /// with its values before the model sees it.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     pub fn run_id(&self) -> &str {
         &self.run_id
     }

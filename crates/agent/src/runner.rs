@@ -282,7 +282,10 @@ async fn turns<M: Model>(
         };
 
         let mut escalate = false;
-        for ((id, raw, p), resp) in prepared.into_iter().zip(responses) {
+        for ((id, raw, p), mut resp) in prepared.into_iter().zip(responses) {
+            // Secret values never go back to the model, nor into anything
+            // built from the response below (summary, trace, session).
+            scrub_response(life.redactor(), &mut resp);
             let summary = summarize(p.request(), &resp);
             tracing::debug!(run_id = %spec.run_id, tool = %resp.tool, ok = resp.ok, "tool call");
             if let Err(e) = life.emit(
@@ -315,6 +318,25 @@ async fn turns<M: Model>(
                 .push(ChatMessage::assistant(result.final_text.clone()));
             return Stop::Outcome(LoopOutcome::NeedsGuidance);
         }
+    }
+}
+
+/// `resp` with every form of every secret value of `redactor` replaced.
+fn scrub_response(redactor: &crate::audit::Redactor, resp: &mut ToolResponse) {
+    if redactor.is_empty() {
+        return;
+    }
+    if let Some(output) = resp.output.as_mut() {
+        redactor.secrets_in_json(output);
+    }
+    if let Some(error) = resp.error.as_mut() {
+        if let std::borrow::Cow::Owned(m) = redactor.secrets_only(&error.message) {
+            error.message = m;
+        }
+        error
+            .details
+            .values_mut()
+            .for_each(|v| redactor.secrets_in_json(v));
     }
 }
 

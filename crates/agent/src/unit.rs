@@ -7,7 +7,7 @@ use std::time::Duration;
 use garrison_contracts::ironclaw::artifacts::{AarModel, ArtifactRef};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Redactor};
 use crate::command_unit;
 use crate::failover::Failover;
 use crate::lifecycle::{EventSink, Lifecycle, NoEvents};
@@ -348,6 +348,12 @@ pub struct UnitHooks<'a> {
     pub audit: Option<&'a AuditLog>,
     /// Confinement of `shell.exec` and of command units' programs.
     pub sandbox: &'a SandboxPolicy,
+    /// Secret values (the stored secrets) scrubbed, in every form, from tool
+    /// output before the model sees it, from lifecycle events and audit
+    /// lines, from the report (summary, notes, failure reason) and from the
+    /// files a unit leaves under `outputs/` (a command unit's
+    /// `stdout.txt`/`stderr.txt` among them) before anything is committed.
+    pub secrets: Option<&'a Redactor>,
 }
 
 static DEFAULT_SANDBOX: SandboxPolicy = SandboxPolicy::DEFAULT;
@@ -358,6 +364,7 @@ impl Default for UnitHooks<'_> {
             events: &NoEvents,
             audit: None,
             sandbox: &DEFAULT_SANDBOX,
+            secrets: None,
         }
     }
 }
@@ -367,8 +374,83 @@ pub async fn run_unit(profile: &UnitProfile, job: &UnitJob) -> Result<UnitReport
     run_unit_with(profile, job, UnitHooks::default()).await
 }
 
-/// [`run_unit`] with lifecycle events and audit.
+/// [`run_unit`] with lifecycle events, audit and secret scrubbing.
 pub async fn run_unit_with(
+    profile: &UnitProfile,
+    job: &UnitJob,
+    hooks: UnitHooks<'_>,
+) -> Result<UnitReport, UnitError> {
+    let mut report = run_unit_inner(profile, job, hooks).await?;
+    if let Some(secrets) = hooks.secrets.filter(|r| !r.is_empty()) {
+        scrub_report(secrets, &mut report);
+        if !matches!(profile, UnitProfile::Noop) {
+            scrub_outputs(secrets, &job.workspace, &mut report.notes);
+        }
+    }
+    Ok(report)
+}
+
+/// Every text of `report` with the secrets' values replaced.
+fn scrub_report(secrets: &Redactor, report: &mut UnitReport) {
+    let scrub = |t: &mut String| {
+        if let std::borrow::Cow::Owned(s) = secrets.secrets_only(t) {
+            *t = s;
+        }
+    };
+    scrub(&mut report.summary);
+    report.notes.iter_mut().for_each(scrub);
+    if let UnitOutcome::Failed { reason } = &mut report.outcome {
+        scrub(reason);
+    }
+}
+
+/// Rewrites every regular file under `<workspace>/outputs/` that holds a
+/// secret's value, with the value replaced; a file that cannot be rewritten
+/// is removed, so no copy of the value stays to be committed. The file
+/// names stay, so the report's artifact list stays true.
+fn scrub_outputs(secrets: &Redactor, workspace: &Path, notes: &mut Vec<String>) {
+    let root = workspace.join(crate::artifacts::OUTPUTS_DIR);
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let Some(clean) = secrets.secrets_only_bytes(&bytes) else {
+                continue;
+            };
+            let shown = path
+                .strip_prefix(workspace)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            if std::fs::write(&path, &clean).is_ok() {
+                notes.push(format!("{shown}: secret values redacted"));
+            } else {
+                let _ = std::fs::remove_file(&path);
+                notes.push(format!(
+                    "{shown}: held a secret value and could not be rewritten; removed"
+                ));
+            }
+        }
+    }
+}
+
+async fn run_unit_inner(
     profile: &UnitProfile,
     job: &UnitJob,
     hooks: UnitHooks<'_>,
@@ -405,7 +487,8 @@ pub async fn run_unit_with(
             };
             let mut tools = ToolRuntime::new(&job.workspace);
             tools.sandbox = hooks.sandbox.clone();
-            let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit);
+            let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit)
+                .with_redactor(hooks.secrets.unwrap_or(&Redactor::default()));
             Ok(run_unit_loop(&mut model, &tools, job, &settings, &mut life)
                 .await
                 .0)
@@ -431,7 +514,8 @@ pub async fn run_unit_with(
             let mut tools = ToolRuntime::new(&job.workspace);
             tools.sandbox = hooks.sandbox.clone();
             let mut life = Lifecycle::new(&job.run_id, &job.agent_id, hooks.events, hooks.audit)
-                .with_secrets(keys);
+                .with_secrets(keys)
+                .with_redactor(hooks.secrets.unwrap_or(&Redactor::default()));
             let (mut report, result) =
                 run_unit_loop(&mut chain, &tools, job, &settings, &mut life).await;
             if chain.active() > 0 {

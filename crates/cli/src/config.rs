@@ -74,6 +74,18 @@ struct FileConfig {
     /// `[gates] NAME = [{ name, command, timeout_secs? }]`: gate profiles.
     #[serde(default)]
     gates: BTreeMap<String, Vec<GateCommand>>,
+    #[serde(default)]
+    secrets: SecretsConfig,
+}
+
+/// `[secrets]`: where the secret store's master key is, when it is not in
+/// `GARRISON_MASTER_KEY`. Never the key itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretsConfig {
+    /// A file holding the key (64 hex characters, base64 of 32 bytes, or 32
+    /// raw bytes), outside the data dir; relative to the config file.
+    key_file: Option<PathBuf>,
 }
 
 /// `[orchestration]`: queue, leases, patrols, workers. Every key optional.
@@ -172,6 +184,8 @@ pub struct Settings {
     pub outbox: OutboxSpec,
     /// Orchestration: profiles, gates, queue and patrol settings.
     pub orchestration: garrison_server::OrchestrationSettings,
+    /// `[secrets] key_file`, resolved against the config file's directory.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -232,7 +246,15 @@ impl Settings {
         let milestones = milestone_settings(fc.milestones)?;
         let orchestration =
             orchestration_settings(&data_dir, fc.orchestration, fc.profiles, fc.gates)?;
+        let master_key_file =
+            fc.secrets
+                .key_file
+                .map(|k| match file.as_deref().and_then(Path::parent) {
+                    Some(base) if k.is_relative() => base.join(k),
+                    _ => k,
+                });
         Ok(Settings {
+            master_key_file,
             data_dir,
             database_url,
             listen: fc.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
@@ -243,6 +265,27 @@ impl Settings {
             outbox,
             orchestration,
         })
+    }
+
+    /// The secret store's master key: `GARRISON_MASTER_KEY`, else the file
+    /// `[secrets] key_file` names, else none. A malformed key, or a key file
+    /// inside the data dir, is an error.
+    pub fn master_key(&self) -> Result<Option<garrison_server::MasterKey>> {
+        let env = std::env::var(garrison_server::MASTER_KEY_ENV).ok();
+        Ok(garrison_server::MasterKey::resolve(
+            env.as_deref(),
+            self.master_key_file.as_deref(),
+            &self.data_dir,
+        )?)
+    }
+
+    /// The orchestration settings with the stored secrets' values loaded,
+    /// for processes that run units without the `/v1` service (`run`,
+    /// `worker`): their units scrub those values too.
+    pub fn orchestration_with_secrets(&self) -> Result<garrison_server::OrchestrationSettings> {
+        let orch = self.orchestration.clone();
+        garrison_server::publish_stored_secrets(&self.data_dir, self.master_key()?, &orch.secrets)?;
+        Ok(orch)
     }
 
     /// The token a client should send: `GARRISON_API_TOKEN`, else the one

@@ -17,7 +17,8 @@ Loads the configuration exactly as `garrison serve` would (file, then GARRISON_*
 variables, then flags) and checks what serve checks before it starts: every
 key's type and bounds, profiles and gates, the planner and default profiles,
 milestone targets and the variables holding their secrets, the services list,
-and that a non-loopback listen address has a token. Prints one JSON line
+the secret store's master key (GARRISON_MASTER_KEY or [secrets] key_file; a
+warning when there is none), and that a non-loopback listen address has a token. Prints one JSON line
 {\"ok\":true,\"file\",\"data_dir\",\"backend\",\"listen\",\"services\",\"profiles\",
 \"gates\",\"milestone_targets\",\"warnings\"} and exits 0, or prints the first
 error and exits 1. Secrets are never printed.
@@ -61,6 +62,14 @@ fn validate(global: &Global) -> Result<ExitCode> {
     if !listen.ip().is_loopback() && settings.api_token.is_none() {
         anyhow::bail!(
             "listen {listen} is not loopback and GARRISON_API_TOKEN is not set: serve would refuse to start"
+        );
+    }
+    // A malformed GARRISON_MASTER_KEY, or a key file that is unreadable or
+    // inside the data dir, stops serve: say so here.
+    if settings.master_key()?.is_none() {
+        warnings.push(
+            "no master key (GARRISON_MASTER_KEY or [secrets] key_file): secrets cannot be stored"
+                .to_string(),
         );
     }
     let orch = &settings.orchestration;

@@ -94,6 +94,10 @@ pub fn run(global: &Global, args: DemoArgs) -> Result<ExitCode> {
         ..OutboxConfig::default()
     };
     config.orchestration = Some(orch);
+    // A data dir with stored secrets opens only with their key.
+    if let Some(o) = config.openclawssy.as_mut() {
+        o.master_key = settings.master_key()?;
+    }
     config.drain_timeout = Duration::from_secs(5);
 
     let rt = crate::runtime()?;

@@ -71,10 +71,12 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode> {
                 .join(", ")
         );
     }
+    // The units scrub the stored secrets' values too.
+    let orch_settings = settings.orchestration_with_secrets()?;
     let rt = crate::runtime()?;
     rt.block_on(async move {
         let ledger = crate::local::open_ledger(&settings).await?;
-        let mut orch_settings = settings.orchestration.clone();
+        let mut orch_settings = orch_settings;
         if let Some(p) = &args.profile {
             orch_settings.default_profile = p.clone();
         }

@@ -98,7 +98,12 @@ POST /v1/chat/messages and /api/admin/* (status, config, secrets, chat
 sessions). Runs work in <data-dir>/agents/<agent_id>/workspace with the
 provider from POST /api/admin/config, else GARRISON_LLM_BASE_URL,
 GARRISON_LLM_MODEL and GARRISON_LLM_API_KEY; secrets posted to
-/api/admin/secrets live in <data-dir>/secrets.json (mode 0600).
+/api/admin/secrets live in <data-dir>/secrets.json (mode 0600), encrypted
+with AES-256-GCM under the key in GARRISON_MASTER_KEY (64 hex characters or
+base64 of 32 bytes) or in the file `[secrets] key_file` names (outside the
+data dir); without a key nothing can be stored. Every stored value, and its
+base64, hex and URL-encoded forms, is scrubbed from tool output before the
+model sees it and from everything Garrison writes.
 
 Scheduler jobs (`garrison jobs`, /api/admin/jobs) are served by every node
 and fired by nodes running both `scheduler` and `v1` (both part of `all`):
@@ -152,6 +157,8 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     } else {
         garrison_server::OutboxConfig::default()
     };
+    // The secret store's key: a malformed one stops here, before anything starts.
+    let master_key = settings.master_key()?;
     let mut config = ServeConfig::new(settings.data_dir);
     config.listen = args.listen.unwrap_or(settings.listen);
     config.database_url = settings.database_url;
@@ -171,6 +178,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let runs_v1 = services.is_empty() || services.iter().any(|s| s == "all" || s == "v1");
     config.openclawssy = runs_v1.then(|| garrison_server::OpenclawssySettings {
         env_provider: garrison_server::EnvProvider::from_env(),
+        master_key,
         ..garrison_server::OpenclawssySettings::default()
     });
     // Every node serves the jobs API; only scheduler nodes fire jobs.

@@ -66,6 +66,9 @@ pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
     let unit_id = args
         .unit_id
         .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    // Units scrub the stored secrets' values (the store is in the data dir
+    // this worker shares with the server).
+    let secrets = settings.orchestration_with_secrets()?.secrets.redactor();
     let rt = crate::runtime()?;
     eprintln!(
         "garrison worker {unit_id}: claiming from {}",
@@ -82,6 +85,7 @@ pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
         args.max_jobs,
         args.wait_ms,
         settings.data_dir,
+        secrets,
     ))
 }
 
@@ -173,6 +177,7 @@ async fn work(
     max_jobs: Option<u64>,
     wait_ms: u64,
     data_dir: std::path::PathBuf,
+    secrets: Arc<garrison_agent::Redactor>,
 ) -> Result<ExitCode> {
     let mut done = 0u64;
     let mut reporting = InFlight::default();
@@ -216,7 +221,7 @@ async fn work(
             let token = token.clone();
             let order_id = job.message.order_id.clone();
             let lease = job.lease_token.clone();
-            execute(&job, Some(&data_dir), move || {
+            execute(&job, Some(&data_dir), &secrets, move || {
                 let server = server.clone();
                 let token = token.clone();
                 let body = json!({"order_id": order_id, "lease_token": lease});

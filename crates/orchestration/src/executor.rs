@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use garrison_agent::{
-    AuditLog, SandboxPolicy, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with,
+    AuditLog, Redactor, SandboxPolicy, UnitHooks, UnitJob, UnitOutcome, UnitReport, run_unit_with,
 };
 use garrison_contracts::ironclaw::{Aar, AarStatus};
 use garrison_contracts::secrets::redact;
@@ -28,7 +28,16 @@ use garrison_files::{SHARED, write_atomic, write_json};
 /// `data_dir`, the lifecycle events of `llm` and `scripted` units (every
 /// tool call and result among them) are audited, redacted, to
 /// `<data-dir>/agents/<profile>/audit/YYYY-MM-DD.jsonl`.
-pub async fn execute<F, Fut>(job: &Job, data_dir: Option<&Path>, heartbeat: F) -> Report
+///
+/// Every form of every value in `secrets` is scrubbed from what the unit's
+/// model sees, its audit lines, its report (and so `aar.json`, the worklog
+/// and the commit message) and the files it leaves under `outputs/`.
+pub async fn execute<F, Fut>(
+    job: &Job,
+    data_dir: Option<&Path>,
+    secrets: &Redactor,
+    heartbeat: F,
+) -> Report
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -85,6 +94,7 @@ where
     let hooks = UnitHooks {
         audit: audit.as_ref(),
         sandbox: &sandbox,
+        secrets: Some(secrets),
         ..UnitHooks::default()
     };
     let unit = run_unit_with(&job.unit, &unit_job, hooks);

@@ -132,7 +132,8 @@ pub async fn run_job(orch: &Arc<Orchestrator>, job: Job) {
 pub async fn execute_job(orch: &Arc<Orchestrator>, job: &Job) -> Report {
     let token = job.lease_token.clone();
     let order_id = job.message.order_id.clone();
-    execute(job, Some(&orch.settings.data_dir), || async {
+    let secrets = orch.settings.secrets.redactor();
+    execute(job, Some(&orch.settings.data_dir), &secrets, || async {
         match orch.heartbeat(&order_id, &token).await {
             Ok(alive) => alive,
             Err(e) => {

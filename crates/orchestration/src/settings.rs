@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use garrison_agent::UnitProfile;
+use garrison_agent::{SecretSet, UnitProfile};
 use serde::{Deserialize, Serialize};
 
 /// One gate: a program run in the order's worktree; exit 0 passes.
@@ -213,6 +213,12 @@ pub struct Settings {
     pub chat_wait: Duration,
     /// The services this node runs (all by default).
     pub roles: Roles,
+    /// The stored secrets' values (published by the secret store of the
+    /// `/v1` run service on this node): every unit scrubs them, in every
+    /// encoding, from what its model sees, its events and audit lines, its
+    /// report (the AAR's summary and notes, the commit message) and the
+    /// files it leaves under `outputs/`.
+    pub secrets: SecretSet,
 }
 
 impl Settings {
@@ -243,6 +249,7 @@ impl Settings {
             sentinel_interval: Duration::from_secs(30),
             chat_wait: Duration::from_secs(300),
             roles: Roles::ALL,
+            secrets: SecretSet::new(),
         }
     }
 

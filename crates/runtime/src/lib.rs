@@ -7,9 +7,10 @@
 //! scheduler; `execute` carries it out with the agent crate's
 //! `run_agent_with` in `<data-dir>/agents/<agent_id>/workspace`.
 //!
-//! No secret value leaves through here: runs get the stored values to
-//! redact from their events, records and session messages, and every
-//! answer of this module shows names only.
+//! No secret value leaves through here: the store is encrypted at rest
+//! (`secrets`), runs get the stored values to scrub, in every encoding, from
+//! tool output before the model sees it and from their events, records and
+//! session messages, and every answer of this module shows names only.
 
 mod admin_config;
 mod chat;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use garrison_agent::AgentPaths;
+use garrison_agent::{AgentPaths, SecretSet};
 use garrison_contracts::openclawssy::{CreateRunRequest, RunRecord, V1RunStatus};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
@@ -36,6 +37,7 @@ pub use chat::ChatReply;
 pub use error::OpenclawssyError;
 pub use provider::{EnvProvider, ProviderStatus};
 pub use runs::{RunSummary, StoredRun};
+pub use secrets::{KEY_FILE_SETTING, MASTER_KEY_ENV, MasterKey};
 pub use sessions::{SessionFilter, SessionInfo, StoredMessage};
 
 use admin_config::ConfigStore;
@@ -55,14 +57,23 @@ pub struct Settings {
     pub env_provider: Option<EnvProvider>,
     /// Runs executing at once; at least 1.
     pub max_concurrent_runs: usize,
+    /// The secret store's key (`GARRISON_MASTER_KEY` or `[secrets]
+    /// key_file`, resolved with [`MasterKey::resolve`]); `None`: nothing can
+    /// be stored, and an encrypted store does not open.
+    pub master_key: Option<MasterKey>,
+    /// Where the store publishes its values whenever they change, for
+    /// others that scrub them (orchestration's units).
+    pub secrets: SecretSet,
 }
 
 impl Default for Settings {
-    /// No environment provider, the default concurrency.
+    /// No environment provider, the default concurrency, no master key.
     fn default() -> Settings {
         Settings {
             env_provider: None,
             max_concurrent_runs: DEFAULT_CONCURRENT_RUNS,
+            master_key: None,
+            secrets: SecretSet::new(),
         }
     }
 }
@@ -116,6 +127,7 @@ struct Inner {
     sessions: SessionStore,
     config: ConfigStore,
     secrets: SecretStore,
+    secret_set: SecretSet,
     closed: AtomicBool,
 }
 
@@ -141,7 +153,8 @@ impl Openclawssy {
             runs: RunStore::open(&data_dir)?,
             sessions: SessionStore::open(&data_dir)?,
             config: ConfigStore::open(&data_dir),
-            secrets: SecretStore::open(&data_dir)?,
+            secrets: SecretStore::open(&data_dir, settings.master_key, settings.secrets.clone())?,
+            secret_set: settings.secrets,
             slots: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             env_provider: settings.env_provider,
             closed: AtomicBool::new(false),
@@ -236,6 +249,12 @@ impl Openclawssy {
         self.inner.config.set(config)
     }
 
+    /// The stored secrets' values as a shared redactor (the set given in
+    /// [`Settings::secrets`]).
+    pub fn secret_set(&self) -> SecretSet {
+        self.inner.secret_set.clone()
+    }
+
     /// Stores a secret (one-way).
     pub fn put_secret(&self, name: &str, value: &str) -> Result<(), OpenclawssyError> {
         self.inner.secrets.put(name, value)
@@ -291,6 +310,20 @@ impl Openclawssy {
             tracing::warn!("runs still live at shutdown; a restart records them as interrupted");
         }
     }
+}
+
+/// Opens the secret store of `data_dir` with `key` and publishes its values
+/// to `into`, for processes that run units without the `/v1` run service
+/// (`garrison run`, `garrison worker`): their units scrub the values too.
+/// Returns how many values were published. Fails as [`Openclawssy::open`]
+/// does: an encrypted store without its key, a plaintext one without any.
+pub fn publish_stored_secrets(
+    data_dir: &Path,
+    key: Option<MasterKey>,
+    into: &SecretSet,
+) -> Result<usize, OpenclawssyError> {
+    let store = SecretStore::open(data_dir, key, into.clone())?;
+    Ok(store.names().len())
 }
 
 /// The current time as RFC 3339 UTC with exactly six fractional digits, so

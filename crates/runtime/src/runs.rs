@@ -152,7 +152,7 @@ impl RunStore {
                     };
                     run.record.status = V1RunStatus::Failed;
                     run.record.error = Some(format!(
-                        "interrupted: the server stopped while this run was {was}, so it never finished"
+                        "interrupted: the node stopped while this run was {was}, so it never finished"
                     ));
                     run.finished_at = Some(now());
                     garrison_files::write_json(&path, &run, garrison_files::PRIVATE)

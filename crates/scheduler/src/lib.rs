@@ -29,6 +29,12 @@ pub use input::JobInput;
 pub use launcher::{LaunchRequest, LaunchedRun, RunEnd, RunLauncher, RunOutcome};
 pub use runner::{DEFAULT_POLL, Runner, Tick};
 pub use state::KEEP_FIRES;
+
+use state::{FireStatus, RunFinished};
+
+/// The reason of a fire that was `launching` or `running` when its node
+/// stopped without recording its end (a SIGKILL, a crash, a power cut).
+pub const NODE_STOPPED: &str = "the node stopped while this was running";
 pub use store::JobStore;
 pub use view::{FireView, JobView};
 
@@ -133,6 +139,67 @@ impl Scheduler {
         self.store.delete(job_id).await?;
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Ends the fires a dead node left behind: every fire still
+    /// `launching` or `running` becomes `interrupted` with
+    /// [`NODE_STOPPED`] as its reason (so the job's `last_outcome` says
+    /// so), and the list of `(job_id, fire)` recovered is returned.
+    ///
+    /// Only on the embedded ledger: one process owns it (`ledger.db.lock`),
+    /// so before this process fires anything no other can be running a
+    /// fire. Fires record no owning node, so on a ledger that several nodes
+    /// share a fire still running elsewhere cannot be told from one whose
+    /// node died; there this does nothing (and says so in the log).
+    pub async fn recover_interrupted(&self) -> Result<Vec<(String, u64)>, SchedulerError> {
+        let backend = self.store.ledger().backend();
+        if backend != "sqlite" {
+            tracing::info!(
+                backend,
+                "fires left running by a stopped node are not recovered on a shared ledger"
+            );
+            return Ok(Vec::new());
+        }
+        let stale = self
+            .store
+            .read(|c| {
+                c.entries
+                    .iter()
+                    .filter_map(|(id, e)| e.job.as_ref().map(|j| (id, j)))
+                    .flat_map(|(id, j)| {
+                        j.recent
+                            .iter()
+                            .filter(|f| {
+                                matches!(f.status, FireStatus::Launching | FireStatus::Running)
+                            })
+                            .map(move |f| (id.clone(), f.fire, f.run_id.clone()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        let mut recovered = Vec::new();
+        for (job_id, fire, run_id) in stale {
+            let end = RunFinished {
+                job_id: job_id.clone(),
+                fire,
+                run_id,
+                status: FireStatus::Interrupted,
+                error: Some(NODE_STOPPED.into()),
+            };
+            self.store
+                .record(
+                    &job_id,
+                    garrison_contracts::ironclaw::EventType::JobRunFinished,
+                    &end,
+                )
+                .await?;
+            tracing::warn!(%job_id, fire, "a fire left running by a stopped node is recorded as interrupted");
+            recovered.push((job_id, fire));
+        }
+        if !recovered.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(recovered)
     }
 
     /// A firing loop for this scheduler's jobs, started now.

@@ -225,8 +225,14 @@ impl Runner {
 
     /// Runs ticks until `shutdown` turns true: sleeps until the next due
     /// time, at most `poll`, and wakes early when a job changes locally.
+    ///
+    /// First, fires a dead node left `running` are recorded `interrupted`
+    /// ([`Scheduler::recover_interrupted`]).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, poll: Duration) {
         tracing::info!("scheduler started");
+        if let Err(e) = self.scheduler.recover_interrupted().await {
+            tracing::warn!(error = %e, "cannot record the fires a stopped node left running");
+        }
         loop {
             let wait = match self.tick().await {
                 Ok(t) => t

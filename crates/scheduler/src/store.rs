@@ -56,6 +56,10 @@ impl JobStore {
         }
     }
 
+    pub(crate) fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

@@ -44,7 +44,10 @@ pub use auth::{ApiToken, TokenError, TokenSource};
 pub use garrison_milestones::MilestoneSettings;
 pub use garrison_milestones::{OutboxConfig, Target as MilestoneTarget};
 pub use garrison_orchestration::{Orchestrator, Settings as OrchestrationSettings};
-pub use garrison_runtime::{EnvProvider, Openclawssy, Settings as OpenclawssySettings};
+pub use garrison_runtime::{
+    EnvProvider, MASTER_KEY_ENV, MasterKey, Openclawssy, Settings as OpenclawssySettings,
+    publish_stored_secrets,
+};
 pub use garrison_scheduler::{RunLauncher, Scheduler};
 pub use route_table::{Route, Routes};
 
@@ -421,10 +424,14 @@ async fn run(
         None => None,
     };
     let openclawssy = match config.openclawssy.clone() {
-        Some(settings) => Some(
+        Some(mut settings) => Some({
+            // This node's units scrub the values the /v1 secret store holds.
+            if let Some(o) = &orchestrator {
+                settings.secrets = o.settings.secrets.clone();
+            }
             Openclawssy::open(&config.data_dir, settings)
-                .map_err(|e| ServeError::Openclawssy(e.to_string()))?,
-        ),
+                .map_err(|e| ServeError::Openclawssy(e.to_string()))?
+        }),
         None => None,
     };
     // Workers get the drain timeout to finish the attempt in hand, so its

@@ -345,6 +345,96 @@ fn config_file_secrets_are_refused() {
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }
 
+/// The secret store's key: checked by `config validate`, required by `serve`
+/// for an encrypted store, and never taken from inside the data dir.
+#[test]
+fn the_master_key_is_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let validate = |key: Option<&str>| {
+        let mut cmd = garrison();
+        cmd.args(["--data-dir", data.to_str().unwrap(), "config", "validate"]);
+        if let Some(k) = key {
+            cmd.env("GARRISON_MASTER_KEY", k);
+        }
+        cmd.output().unwrap()
+    };
+    let o = validate(None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("no master key"), "{}", stdout(&o));
+    let good = "ab".repeat(32);
+    let o = validate(Some(&good));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("no master key"), "{}", stdout(&o));
+    let o = validate(Some("not-a-key"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("GARRISON_MASTER_KEY"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("not-a-key"), "{}", stderr(&o));
+
+    // A key file next to the data it protects is refused; one outside is fine.
+    std::fs::write(data.join("master.key"), &good).unwrap();
+    std::fs::write(
+        data.join("garrison.toml"),
+        "[secrets]\nkey_file = \"master.key\"\n",
+    )
+    .unwrap();
+    let o = validate(None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("inside the data dir"), "{}", stderr(&o));
+    std::fs::write(dir.path().join("master.key"), &good).unwrap();
+    std::fs::write(
+        data.join("garrison.toml"),
+        "[secrets]\nkey_file = \"../master.key\"\n",
+    )
+    .unwrap();
+    let o = validate(None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("no master key"), "{}", stdout(&o));
+    // The key itself never lives in the config.
+    std::fs::write(
+        data.join("garrison.toml"),
+        format!("[secrets]\nmaster_key = \"{good}\"\n"),
+    )
+    .unwrap();
+    assert_eq!(validate(None).status.code(), Some(1));
+    std::fs::remove_file(data.join("garrison.toml")).unwrap();
+
+    // An encrypted store: serve refuses to start without its key, or with another.
+    std::fs::write(
+        data.join("secrets.json"),
+        json!({"cipher": "AES-256-GCM", "nonce": "AAAAAAAAAAAAAAAA",
+            "ciphertext": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+        .to_string(),
+    )
+    .unwrap();
+    let serve_with = |key: Option<&str>| {
+        let mut cmd = garrison();
+        cmd.args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        if let Some(k) = key {
+            cmd.env("GARRISON_MASTER_KEY", k);
+        }
+        cmd.output().unwrap()
+    };
+    let o = serve_with(None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is encrypted and no master key"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("GARRISON_MASTER_KEY"), "{}", stderr(&o));
+    let o = serve_with(Some(&good));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not decrypt"), "{}", stderr(&o));
+}
+
 // ---- a running server ------------------------------------------------------
 
 /// POSTs JSON with a bearer token; returns (status, body JSON).

@@ -3,4 +3,5 @@
 
 mod common;
 mod orchestration;
+mod secrets;
 mod shared_ledger;

@@ -695,7 +695,8 @@ async fn restart_resumes_a_run_stopped_between_integration_and_advance() {
     // stops before the run is advanced.
     let job = h.orch.claim("w", None).await.unwrap().expect("first");
     assert_eq!(&job.message.order_id, first);
-    let report = garrison_orchestration::execute(&job, None, || async { true }).await;
+    let report =
+        garrison_orchestration::execute(&job, None, &Default::default(), || async { true }).await;
     assert_eq!(report.outcome, UnitOutcome::Succeeded);
     let done = h.orch.report(report).await.unwrap();
     assert_eq!(done.status, "COMPLETED");

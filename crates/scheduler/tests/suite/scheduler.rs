@@ -634,3 +634,129 @@ async fn two_firing_loops_never_fire_a_window_twice() {
     assert_eq!(a.get("pulse").await.unwrap().fires, n);
     ledger.close().await.unwrap();
 }
+
+/// A node SIGKILLed during a fire records nothing more: its fire stays
+/// `running` (and a window it had just claimed `launching`). The next start
+/// of the firing loop on the embedded ledger records both `interrupted`,
+/// saying why, and the job's `last_outcome` follows; a finished fire and
+/// a second restart are left alone.
+#[tokio::test]
+async fn fires_left_running_by_a_killed_node_read_interrupted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    {
+        let ledger = open(dir.path());
+        let s = Scheduler::with_clock(ledger.clone(), clock.clone());
+        let launcher = Recorder::new();
+        s.create(job("done", "@every 1m")).await.unwrap();
+        s.create(job("stuck", "@every 1m")).await.unwrap();
+        let mut runner = s.runner(launcher.clone());
+        clock.advance(Duration::from_secs(60));
+        runner.tick().await.unwrap();
+        runner.settle().await;
+        // The next window of `stuck` starts a run that never ends…
+        s.patch("done", patch(json!({"enabled": false})))
+            .await
+            .unwrap();
+        launcher.answer(Answer::Hold);
+        clock.advance(Duration::from_secs(60));
+        runner.tick().await.unwrap();
+        loop {
+            let v = s.get("stuck").await.unwrap();
+            if v.last_outcome.as_deref() == Some("running") {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        // …and the node dies: no stop, so no end is recorded. Dropping the
+        // runner aborts its fire tasks as a SIGKILL would.
+        drop(runner);
+        assert_eq!(
+            s.get("stuck").await.unwrap().last_outcome.as_deref(),
+            Some("running")
+        );
+        ledger.close().await.unwrap();
+    }
+
+    let ledger = open(dir.path());
+    let s = Scheduler::with_clock(ledger.clone(), clock.clone());
+    assert_eq!(
+        s.get("stuck").await.unwrap().last_outcome.as_deref(),
+        Some("running"),
+        "nothing changed before the scheduler starts"
+    );
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(
+        s.runner(Recorder::new())
+            .run(shutdown, Duration::from_millis(20)),
+    );
+    let expected = format!("interrupted: {}", garrison_scheduler::NODE_STOPPED);
+    let mut seen = None;
+    for _ in 0..500 {
+        let v = s.get("stuck").await.unwrap();
+        if v.last_outcome.as_deref() != Some("running") {
+            seen = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let v = seen.expect("the fire left running was never recovered");
+    assert_eq!(v.last_outcome.as_deref(), Some(expected.as_str()));
+    assert_eq!(v.last_run_id.as_deref(), Some("run-stuck-2"));
+    let fires = s.fires("stuck", 10).await.unwrap();
+    assert_eq!(fires.len(), 2);
+    assert_eq!(fires[0].outcome, expected);
+    assert!(fires[0].finished_at.is_some());
+    assert_eq!(fires[1].outcome, "completed");
+    assert_eq!(
+        s.get("done").await.unwrap().last_outcome.as_deref(),
+        Some("completed")
+    );
+    let finished = job_events(ledger.as_ref(), EventType::JobRunFinished).await;
+    assert_eq!(finished.len(), 3, "{finished:?}");
+    // A second restart finds nothing left to recover.
+    assert!(s.recover_interrupted().await.unwrap().is_empty());
+    ledger.close().await.unwrap();
+}
+
+/// On a ledger several nodes share, a running fire may belong to a live
+/// node: nothing is recovered there.
+#[tokio::test]
+async fn fires_are_not_recovered_on_a_shared_ledger() {
+    let Some(url) = scratch_database("scheduler::fires_are_not_recovered_on_a_shared_ledger")
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let ledger: Arc<dyn Ledger> = Arc::new(PgLedger::connect(&url).await.unwrap());
+    let clock = Arc::new(ManualClock::new(t(T0)));
+    let s = Scheduler::with_clock(ledger.clone(), clock.clone());
+    let launcher = Recorder::new();
+    launcher.answer(Answer::Hold);
+    s.create(job("elsewhere", "@every 1m")).await.unwrap();
+    let mut runner = s.runner(launcher.clone());
+    clock.advance(Duration::from_secs(60));
+    runner.tick().await.unwrap();
+    loop {
+        if s.get("elsewhere").await.unwrap().last_outcome.as_deref() == Some("running") {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let other = Scheduler::with_clock(ledger.clone(), clock.clone());
+    assert!(other.recover_interrupted().await.unwrap().is_empty());
+    assert_eq!(
+        other
+            .get("elsewhere")
+            .await
+            .unwrap()
+            .last_outcome
+            .as_deref(),
+        Some("running")
+    );
+    runner.stop().await;
+    ledger.close().await.unwrap();
+}

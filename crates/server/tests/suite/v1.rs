@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use garrison_contracts::openclawssy::{RunEvent, RunEventType, check_run_events};
-use garrison_server::{EnvProvider, OpenclawssySettings};
+use garrison_server::{EnvProvider, MasterKey, OpenclawssySettings};
 use garrison_test_support::model::{ModelServer, calls, text};
 use serde_json::{Value, json};
 
@@ -16,6 +16,9 @@ use super::common::{self, Resp, Server, request};
 /// The provider key the servers under test send; it must never be stored,
 /// logged or answered.
 const PROVIDER_KEY: &str = "prov-key-Quartz-Velvet-9931";
+
+/// The secret store's key of the servers under test (base64 of 32 bytes).
+const MASTER_KEY: &str = "q1mXh9yJm0Zl7b8kV3wPp4dQe2s6tU5rA0cB1nD2fG4=";
 
 /// Every log line of this test binary from the first `start` on: the
 /// subscriber is process-wide, so it also holds the lines of the crate's
@@ -60,6 +63,7 @@ async fn start(dir: &Path, model: &ModelServer, model_name: &str) -> Server {
             model: model_name.into(),
             api_key: Some(PROVIDER_KEY.into()),
         }),
+        master_key: Some(MasterKey::parse(MASTER_KEY).unwrap()),
         ..OpenclawssySettings::default()
     });
     Server::start_with(config).await
@@ -441,8 +445,9 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
         std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    // The store is the one file that holds the value (so the search below can find one).
-    assert!(std::fs::read_to_string(&store).unwrap().contains(INGESTED));
+    // Encrypted at rest: not even the store holds the value in the clear.
+    let stored = std::fs::read_to_string(&store).unwrap();
+    assert!(stored.contains("AES-256-GCM"), "{stored}");
     let files = all_files(dir.path());
     assert!(files.iter().any(|f| f.ends_with("record.json")));
     assert!(
@@ -450,7 +455,7 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
             .iter()
             .any(|f| f.extension().is_some_and(|e| e == "jsonl"))
     );
-    for file in files.iter().filter(|f| **f != store) {
+    for file in &files {
         let bytes = std::fs::read(file).unwrap();
         let content = String::from_utf8_lossy(&bytes);
         for secret in [INGESTED, PROVIDER_KEY] {
@@ -462,6 +467,125 @@ async fn no_secret_value_reaches_a_file_a_response_or_a_log() {
     assert!(logs.contains(&id), "the logs were captured");
     for secret in [INGESTED, PROVIDER_KEY] {
         assert!(!logs.contains(secret), "{secret} in the logs");
+    }
+}
+
+/// A stored secret that a tool reads from a file as is, in base64 and in
+/// hex reaches neither the model nor anything Garrison writes: every
+/// request the model server received, the run record, the bundle's events,
+/// the audit log, the session, and the answers of the API.
+#[tokio::test]
+async fn a_stored_secret_in_any_encoding_never_reaches_the_model_or_a_file() {
+    use garrison_agent::encoding::{BASE64_STD, base64_encode, hex_encode};
+    const SECRET: &str = "vault-Cobalt-Meadow-7734";
+    let b64 = base64_encode(SECRET.as_bytes(), BASE64_STD, true);
+    let hex = hex_encode(SECRET.as_bytes(), false);
+    let forms = [SECRET.to_string(), b64.clone(), hex.clone()];
+    let dir = tempfile::tempdir().unwrap();
+    let model = ModelServer::start(vec![
+        calls(&[("call_leak", "fs_read", json!({"path": "leak.txt"}))]),
+        text("I read the file."),
+    ]);
+    let server = start(dir.path(), &model, "test-model").await;
+    let r = server
+        .post(
+            "/api/admin/secrets",
+            &json!({"name": "VAULT_TOKEN", "value": SECRET}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // What an agent could find in its workspace: the value, as it is and encoded.
+    let workspace = agent_dir(dir.path()).join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let leak = workspace.join("leak.txt");
+    std::fs::write(
+        &leak,
+        format!("plain: {SECRET}\nbase64: {b64}\nhex: {hex}\nend of file\n"),
+    )
+    .unwrap();
+
+    let r = server
+        .post(
+            "/v1/chat/messages",
+            &json!({"user_id": "u7", "room_id": "r7", "agent_id": "agent_default",
+                "message": "Show me what leak.txt says"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let chat = r.json();
+    let id = chat["id"].as_str().unwrap().to_string();
+    let session = chat["session_id"].as_str().unwrap().to_string();
+    let run = wait_run(&server, &id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+
+    // The model got the tool's result, scrubbed: the rest of the file is there.
+    let seen = model.requests();
+    assert_eq!(seen.len(), 2);
+    let tool_message = seen[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .unwrap();
+    let shown = tool_message["content"].as_str().unwrap();
+    assert!(shown.contains("end of file"), "{shown}");
+    assert!(shown.contains("[REDACTED]"), "{shown}");
+    for request in &seen {
+        let body = request.body.to_string();
+        for form in &forms {
+            assert!(
+                !body.contains(form.as_str()),
+                "{form} sent to the model: {body}"
+            );
+        }
+    }
+
+    let mut bodies = Vec::new();
+    for path in [
+        format!("/v1/runs/{id}"),
+        format!("/api/admin/chat/sessions/{session}/messages"),
+        "/api/admin/status".to_string(),
+    ] {
+        let r = server.get(&path).await;
+        assert_eq!(r.status, 200, "{path}");
+        bodies.push(String::from_utf8_lossy(&r.body).into_owned());
+    }
+    server.stop().await;
+    for body in &bodies {
+        for form in &forms {
+            assert!(
+                !body.contains(form.as_str()),
+                "{form} in a response: {body}"
+            );
+        }
+    }
+
+    let files = all_files(dir.path());
+    for kind in ["record.json", "events.jsonl"] {
+        assert!(files.iter().any(|f| f.ends_with(kind)), "no {kind}");
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with(agent_dir(dir.path()).join("audit")))
+    );
+    assert!(!audit_events(dir.path(), &id).is_empty());
+    let sessions: Vec<_> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("session"))
+        .collect();
+    assert!(!sessions.is_empty(), "no session file in {files:?}");
+    // Every file but the one the test wrote, the secret store included.
+    for file in files.iter().filter(|f| **f != leak) {
+        let content = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        for form in &forms {
+            assert!(
+                !content.contains(form.as_str()),
+                "{form} in {}",
+                file.display()
+            );
+        }
     }
 }
 
