@@ -109,9 +109,11 @@ fn print_text(s: &Support, check: &Result<(), String>, missing: &[&str]) {
         }
     );
     let ns = match s.namespaces {
-        Some(NamespaceMode::AsRoot) => "mount, PID, IPC and network, made as root",
+        Some(NamespaceMode::AsRoot) => {
+            "mount, PID and IPC (network too without Landlock ABI 6), made as root"
+        }
         Some(NamespaceMode::UserNamespace) => {
-            "mount, PID, IPC and network, through a user namespace"
+            "mount, PID and IPC (network too without Landlock ABI 6), through a user namespace"
         }
         None => "absent: programs see host processes, and a deny list cannot bind them (refused)",
     };

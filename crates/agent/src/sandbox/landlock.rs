@@ -7,6 +7,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use super::sys;
 
@@ -100,10 +102,100 @@ pub(super) fn grant_around(out: &mut Vec<Grant>, root: &Path, rights: u64, hidde
     );
 }
 
-/// A ruleset built from `grants` (missing paths are skipped: a toolchain
-/// that is not installed needs no rule). `network` leaves TCP unhandled;
-/// without it every TCP bind and connect is refused.
-pub(super) fn ruleset(abi: u32, grants: &[Grant], network: bool) -> std::io::Result<OwnedFd> {
+/// A grant whose path is open already (`O_PATH`), its rights fitted to
+/// what it is (a file takes file rights only).
+#[derive(Debug)]
+pub(super) struct OpenGrant {
+    fd: OwnedFd,
+    path: PathBuf,
+    rights: u64,
+}
+
+impl OpenGrant {
+    /// `None` for a missing path: a toolchain that is not installed needs
+    /// no rule.
+    fn open(grant: &Grant) -> Option<OpenGrant> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&grant.path)
+            .ok()?;
+        let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
+        let rights = if is_dir {
+            grant.rights
+        } else {
+            grant.rights & FILE_RIGHTS
+        };
+        Some(OpenGrant {
+            fd: file.into(),
+            path: grant.path.clone(),
+            rights,
+        })
+    }
+}
+
+/// The read grants of the system trees (`roots` around `hidden`), opened
+/// once and shared by every program while nothing they came from changed:
+/// the same roots and hidden paths, and the same modification times of the
+/// roots and of every directory opened up around a hidden path (a file
+/// replaced by rename in `/etc` changes `/etc`'s). Walking and opening them
+/// per program was most of a `shell.exec`'s set-up.
+pub(super) fn system_grants(roots: &[PathBuf], hidden: &[PathBuf]) -> Arc<Vec<OpenGrant>> {
+    struct Cached {
+        roots: Vec<PathBuf>,
+        hidden: Vec<PathBuf>,
+        stamps: Vec<Option<SystemTime>>,
+        watched: Vec<PathBuf>,
+        grants: Arc<Vec<OpenGrant>>,
+    }
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    let stamp = |p: &PathBuf| p.symlink_metadata().and_then(|m| m.modified()).ok();
+    // Only hidden paths inside a root shape the grants.
+    let hidden: Vec<PathBuf> = hidden
+        .iter()
+        .filter(|h| roots.iter().any(|r| h.starts_with(r)))
+        .cloned()
+        .collect();
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = cache.as_ref()
+        && c.roots == roots
+        && c.hidden == hidden
+        && c.watched.iter().map(stamp).eq(c.stamps.iter().copied())
+    {
+        return Arc::clone(&c.grants);
+    }
+    let mut watched = roots.to_vec();
+    let mut grants = Vec::new();
+    for root in roots {
+        let split = super::paths::split(root, &hidden);
+        watched.extend(split.opened);
+        grants.extend(
+            split
+                .whole
+                .into_iter()
+                .filter_map(|path| OpenGrant::open(&Grant { path, rights: READ })),
+        );
+    }
+    let grants = Arc::new(grants);
+    *cache = Some(Cached {
+        roots: roots.to_vec(),
+        hidden,
+        stamps: watched.iter().map(stamp).collect(),
+        watched,
+        grants: Arc::clone(&grants),
+    });
+    grants
+}
+
+/// A ruleset from `opened` (shared) and `grants` (this program's own).
+/// `network` leaves TCP unhandled; without it every TCP bind and connect is
+/// refused.
+pub(super) fn ruleset(
+    abi: u32,
+    opened: &[OpenGrant],
+    grants: &[Grant],
+    network: bool,
+) -> std::io::Result<OwnedFd> {
     let handled = handled_fs(abi);
     let net = if abi >= 4 && !network {
         NET_BIND_TCP | NET_CONNECT_TCP
@@ -116,23 +208,13 @@ pub(super) fn ruleset(abi: u32, grants: &[Grant], network: bool) -> std::io::Res
         0
     };
     let ruleset = sys::create_ruleset(abi, handled, net, scoped)?;
-    for grant in grants {
-        let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(&grant.path)
-        else {
-            continue;
-        };
-        let is_dir = file.metadata().map(|m| m.is_dir()).unwrap_or(false);
-        let mut rights = grant.rights & handled;
-        if !is_dir {
-            rights &= FILE_RIGHTS;
-        }
+    let own: Vec<OpenGrant> = grants.iter().filter_map(OpenGrant::open).collect();
+    for grant in opened.iter().chain(&own) {
+        let rights = grant.rights & handled;
         if rights == 0 {
             continue;
         }
-        sys::add_path_rule(&ruleset, file.as_fd(), rights)
+        sys::add_path_rule(&ruleset, grant.fd.as_fd(), rights)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", grant.path.display())))?;
     }
     Ok(ruleset)
@@ -152,5 +234,27 @@ mod tests {
             assert_eq!(read_write(abi) & (MAKE_CHAR | MAKE_BLOCK), 0);
             assert_eq!(handled_fs(abi) & READ, READ, "reads are handled too");
         }
+    }
+
+    #[test]
+    fn system_grants_are_reused_until_a_source_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("etc");
+        std::fs::create_dir_all(root.join("ssh")).unwrap();
+        std::fs::write(root.join("hosts"), "x").unwrap();
+        let roots = vec![root.clone()];
+        let hidden = vec![root.join("ssh")];
+        let first = system_grants(&roots, &hidden);
+        let paths = |g: &[OpenGrant]| g.iter().map(|g| g.path.clone()).collect::<Vec<_>>();
+        assert_eq!(paths(&first), vec![root.join("hosts")]);
+        assert!(Arc::ptr_eq(&first, &system_grants(&roots, &hidden)));
+        // A file added beside the hidden one changes the opened directory.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(root.join("passwd"), "y").unwrap();
+        let second = system_grants(&roots, &hidden);
+        assert!(!Arc::ptr_eq(&first, &second));
+        let mut got = paths(&second);
+        got.sort();
+        assert_eq!(got, vec![root.join("hosts"), root.join("passwd")]);
     }
 }

@@ -1,7 +1,8 @@
 //! The sandbox every program a run starts lives in (`shell.exec` and
 //! `command` units alike), built from what the kernel offers:
 //!
-//! - namespaces (mount, PID, IPC, and network when it is off): the program
+//! - namespaces (mount, PID, IPC; network when it is off and Landlock cannot
+//!   scope abstract sockets): the program
 //!   sees only its own processes, denied paths are covered by empty
 //!   read-only mounts, and its init's death takes every straggler with it.
 //!   Root makes them directly; another user through a user namespace;
@@ -52,7 +53,7 @@ pub enum SandboxMode {
 pub enum Protection {
     Landlock,
     Seccomp,
-    /// Mount, PID and IPC namespaces (and network when off).
+    /// Mount, PID and IPC namespaces (and network when off, before ABI 6).
     Namespaces,
     /// A process count limit that binds this user (a pids cgroup for root).
     ProcessLimit,
@@ -92,7 +93,7 @@ impl Default for ChildLimits {
 pub struct SandboxPolicy {
     pub mode: SandboxMode,
     /// Network sockets allowed (otherwise only `AF_UNIX`, in an empty
-    /// network namespace where the host has them).
+    /// network namespace where Landlock cannot scope abstract sockets).
     pub allow_network: bool,
     pub limits: ChildLimits,
     /// Paths no sandboxed program may see even where an allowed directory
@@ -307,7 +308,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
+        if !self.root.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
     }
 }
 
@@ -316,7 +319,8 @@ impl Drop for Scratch {
 pub struct Confinement {
     plan: Option<sys::ChildPlan>,
     scratch: Scratch,
-    _cgroup: Option<cgroup::PidsCgroup>,
+    /// Taken on drop (cleaned up off the caller's path).
+    cgroup: Option<cgroup::PidsCgroup>,
 }
 
 impl Confinement {
@@ -374,12 +378,13 @@ impl Confinement {
         let workspace = &resolved(workspace);
         let scratch = Scratch::create()
             .map_err(|e| unavailable(format!("cannot create the program's temp dir: {e}")))?;
-        let mut hidden: Vec<PathBuf> = policy.hidden.iter().map(|p| resolved(p)).collect();
-        hidden.extend(PRIVATE_SYSTEM.iter().map(PathBuf::from));
+        let data_hidden: Vec<PathBuf> = policy.hidden.iter().map(|p| resolved(p)).collect();
+        let mut private: Vec<PathBuf> = PRIVATE_SYSTEM.iter().map(PathBuf::from).collect();
         if let Some(home) = std::env::var_os("HOME") {
             let home = PathBuf::from(home);
-            hidden.extend(PRIVATE_HOME.iter().map(|p| home.join(p)));
+            private.extend(PRIVATE_HOME.iter().map(|p| home.join(p)));
         }
+        let hidden: Vec<PathBuf> = data_hidden.iter().chain(&private).cloned().collect();
         let rw = landlock::read_write(abi);
         let mut grants = vec![
             Grant {
@@ -403,13 +408,14 @@ impl Confinement {
                 landlock::grant_around(&mut grants, p, rw, &hidden);
             }
         }
-        let read_roots = SYSTEM_READ
+        let system_roots: Vec<PathBuf> = SYSTEM_READ
             .iter()
             .map(PathBuf::from)
             .chain(toolchain_roots())
-            .chain(policy.read.iter().cloned());
-        for root in read_roots {
-            landlock::grant_around(&mut grants, &root, landlock::READ, &hidden);
+            .collect();
+        let system = landlock::system_grants(&system_roots, &hidden);
+        for root in &policy.read {
+            landlock::grant_around(&mut grants, root, landlock::READ, &hidden);
         }
         for dev in landlock::DEVICES {
             grants.push(Grant {
@@ -425,7 +431,7 @@ impl Confinement {
             path: PathBuf::from("/sys/devices/system/cpu"),
             rights: landlock::READ_FILE | landlock::READ_DIR,
         });
-        let ruleset = landlock::ruleset(abi, &grants, policy.allow_network)
+        let ruleset = landlock::ruleset(abi, &system, &grants, policy.allow_network)
             .map_err(|e| unavailable(format!("cannot build the Landlock ruleset: {e}")))?;
         let filter = seccomp::program(policy.allow_network)
             .ok_or_else(|| unavailable("no seccomp program for this architecture".into()))?;
@@ -455,7 +461,12 @@ impl Confinement {
         }
         if let Some(mode) = s.namespaces {
             plan.unshare = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
-            if !policy.allow_network {
+            // Without network the seccomp program already refuses every
+            // socket but AF_UNIX; an empty network namespace then only adds
+            // keeping the host's abstract unix sockets out of reach, which
+            // Landlock ABI 6 scopes by itself (and a new namespace costs
+            // about half a millisecond per program).
+            if !policy.allow_network && !s.scoped_signals() {
                 plan.unshare |= libc::CLONE_NEWNET;
             }
             if mode == NamespaceMode::UserNamespace {
@@ -469,8 +480,18 @@ impl Confinement {
             let mut covered: Vec<PathBuf> = existing_deny.into_iter().cloned().collect();
             // Hidden paths are covered except what the program needs inside
             // them (its workspace in the data dir); a broader grant (a write
-            // extra holding the data dir) does not uncover them.
-            for h in &hidden {
+            // extra holding the data dir) does not uncover them. The data dir
+            // always (Landlock cannot stop a connect to a unix socket in it,
+            // nor hide names); private system and home files only where a
+            // whole write grant holds them, as Landlock keeps them out
+            // elsewhere and every mount adds to the program's start and end.
+            let write_extras: Vec<PathBuf> = policy.write.iter().map(|p| resolved(p)).collect();
+            let to_cover = data_hidden.iter().chain(
+                private
+                    .iter()
+                    .filter(|p| write_extras.iter().any(|w| p.starts_with(w))),
+            );
+            for h in to_cover {
                 // A bind mount follows a symlink: never cover through one.
                 covered.extend(paths::around(h, &keep).into_iter().filter(|p| {
                     p.symlink_metadata()
@@ -490,7 +511,7 @@ impl Confinement {
         Ok(Confinement {
             plan: Some(plan),
             scratch,
-            _cgroup: cgroup,
+            cgroup,
         })
     }
 
@@ -505,6 +526,47 @@ impl Confinement {
             plan.install(cmd);
         }
     }
+}
+
+impl Drop for Confinement {
+    /// The temp dir and the cgroup go on a background thread: removing
+    /// them (and waiting for the killed group to leave the cgroup) would
+    /// otherwise add to every call.
+    fn drop(&mut self) {
+        let scratch = Scratch {
+            root: std::mem::take(&mut self.scratch.root),
+        };
+        let cgroup = self.cgroup.take();
+        later(Box::new(move || drop((scratch, cgroup))));
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the sandbox's cleanup thread (inline if it cannot start).
+fn later(job: Job) {
+    static QUEUE: OnceLock<Option<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>> =
+        OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sandbox-cleanup".into())
+            .spawn(move || rx.into_iter().for_each(|job| job()))
+            .ok()
+            .map(|_| std::sync::Mutex::new(tx))
+    });
+    let job = match queue {
+        Some(tx) => match tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job)
+        {
+            Ok(()) => return,
+            Err(std::sync::mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    job();
 }
 
 impl std::fmt::Debug for Confinement {

@@ -12,22 +12,37 @@ const MAX_DEPTH: usize = 16;
 /// entries split the same way. Holes elsewhere (above `root` included) do
 /// not count. Missing paths yield nothing.
 pub(super) fn around(root: &Path, holes: &[PathBuf]) -> Vec<PathBuf> {
+    split(root, holes).whole
+}
+
+/// A tree split around its holes.
+#[derive(Debug, Default)]
+pub(super) struct Split {
+    /// The subtrees that hold no hole.
+    pub whole: Vec<PathBuf>,
+    /// The directories opened up to get them (their listing decided the
+    /// split, so a change to one of them may change it).
+    pub opened: Vec<PathBuf>,
+}
+
+/// [`around`], also telling which directories were opened up.
+pub(super) fn split(root: &Path, holes: &[PathBuf]) -> Split {
     let beneath: Vec<PathBuf> = holes
         .iter()
         .filter(|h| h.starts_with(root))
         .cloned()
         .collect();
-    let mut out = Vec::new();
-    around_at(root, &beneath, &mut out, 0);
+    let mut out = Split::default();
+    split_at(root, &beneath, &mut out, 0);
     out
 }
 
-fn around_at(root: &Path, holes: &[PathBuf], out: &mut Vec<PathBuf>, depth: usize) {
+fn split_at(root: &Path, holes: &[PathBuf], out: &mut Split, depth: usize) {
     if root.symlink_metadata().is_err() || holes.iter().any(|h| h == root) {
         return;
     }
     if !holes.iter().any(|h| h.starts_with(root)) {
-        out.push(root.to_path_buf());
+        out.whole.push(root.to_path_buf());
         return;
     }
     if depth >= MAX_DEPTH {
@@ -36,8 +51,9 @@ fn around_at(root: &Path, holes: &[PathBuf], out: &mut Vec<PathBuf>, depth: usiz
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
+    out.opened.push(root.to_path_buf());
     for entry in entries.flatten() {
-        around_at(&entry.path(), holes, out, depth + 1);
+        split_at(&entry.path(), holes, out, depth + 1);
     }
 }
 
@@ -68,5 +84,9 @@ mod tests {
             vec![root.join("a/data/secret")]
         );
         assert!(around(&root.join("missing"), &holes).is_empty());
+        assert_eq!(
+            split(root, &holes).opened,
+            vec![root.to_path_buf(), root.join("a")]
+        );
     }
 }
