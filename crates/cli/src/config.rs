@@ -76,6 +76,59 @@ struct FileConfig {
     gates: BTreeMap<String, Vec<GateCommand>>,
     #[serde(default)]
     secrets: SecretsConfig,
+    #[serde(default)]
+    sandbox: SandboxConfig,
+}
+
+/// `[sandbox]`: limits per sandboxed program and the protections that must
+/// be present (Landlock and seccomp always are). Unset limits keep the
+/// defaults; `0` lifts a limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxConfig {
+    processes: Option<u64>,
+    cpu_seconds: Option<u64>,
+    memory_mb: Option<u64>,
+    file_mb: Option<u64>,
+    #[serde(default)]
+    require: Vec<RequiredProtection>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RequiredProtection {
+    Namespaces,
+    ProcessLimit,
+}
+
+impl SandboxConfig {
+    fn policy(&self) -> garrison_agent::SandboxPolicy {
+        use garrison_agent::sandbox::{ChildLimits, Protection};
+        let d = ChildLimits::DEFAULT;
+        // Unset: the default; 0: no limit.
+        let pick = |v: Option<u64>, default: Option<u64>, unit: u64| match v {
+            None => default,
+            Some(0) => None,
+            Some(n) => Some(n.saturating_mul(unit)),
+        };
+        garrison_agent::SandboxPolicy {
+            limits: ChildLimits {
+                processes: pick(self.processes, d.processes, 1),
+                cpu_seconds: pick(self.cpu_seconds, d.cpu_seconds, 1),
+                address_space_bytes: pick(self.memory_mb, d.address_space_bytes, 1 << 20),
+                file_size_bytes: pick(self.file_mb, d.file_size_bytes, 1 << 20),
+            },
+            require: self
+                .require
+                .iter()
+                .map(|r| match r {
+                    RequiredProtection::Namespaces => Protection::Namespaces,
+                    RequiredProtection::ProcessLimit => Protection::ProcessLimit,
+                })
+                .collect(),
+            ..garrison_agent::SandboxPolicy::DEFAULT
+        }
+    }
 }
 
 /// `[secrets]`: where the secret store's master key is, when it is not in
@@ -186,6 +239,9 @@ pub struct Settings {
     pub orchestration: garrison_server::OrchestrationSettings,
     /// `[secrets] key_file`, resolved against the config file's directory.
     pub master_key_file: Option<PathBuf>,
+    /// `[sandbox]`: the base policy of every sandboxed program (units and
+    /// `shell.exec`).
+    pub sandbox: garrison_agent::SandboxPolicy,
 }
 
 impl Settings {
@@ -244,8 +300,10 @@ impl Settings {
         }
         let outbox = outbox_spec(&fc.milestones)?;
         let milestones = milestone_settings(fc.milestones)?;
-        let orchestration =
+        let mut orchestration =
             orchestration_settings(&data_dir, fc.orchestration, fc.profiles, fc.gates)?;
+        let sandbox = fc.sandbox.policy();
+        orchestration.sandbox = sandbox.clone();
         let master_key_file =
             fc.secrets
                 .key_file
@@ -255,6 +313,7 @@ impl Settings {
                 });
         Ok(Settings {
             master_key_file,
+            sandbox,
             data_dir,
             database_url,
             listen: fc.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),

@@ -95,6 +95,15 @@ fn validate(global: &Global) -> Result<ExitCode> {
             "GARRISON_MILESTONE_SECRET is not set: the milestone ingest will answer 500".into(),
         );
     }
+    // A protection `[sandbox] require` names that this host lacks makes every
+    // sandboxed program fail: refuse the configuration now.
+    let host = garrison_agent::sandbox::support();
+    if let Some(missing) = settings.sandbox.require.iter().find(|p| !host.has(**p)) {
+        anyhow::bail!(
+            "[sandbox] require names {missing:?}, which this host does not offer (see `garrison doctor`)"
+        );
+    }
+    let limits = settings.sandbox.limits;
     let file = global.config.clone().or_else(|| {
         Some(settings.data_dir.join(crate::config::CONFIG_FILE)).filter(|p| p.is_file())
     });
@@ -110,6 +119,13 @@ fn validate(global: &Global) -> Result<ExitCode> {
             "profiles": orch.profiles.keys().collect::<Vec<_>>(),
             "gates": orch.gates.keys().collect::<Vec<_>>(),
             "milestone_targets": settings.outbox.targets.len(),
+            "sandbox": {
+                "processes": limits.processes,
+                "cpu_seconds": limits.cpu_seconds,
+                "address_space_bytes": limits.address_space_bytes,
+                "file_size_bytes": limits.file_size_bytes,
+                "require": settings.sandbox.require.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>(),
+            },
             "warnings": warnings,
         })
     );

@@ -179,6 +179,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     config.openclawssy = runs_v1.then(|| garrison_server::OpenclawssySettings {
         env_provider: garrison_server::EnvProvider::from_env(),
         master_key,
+        sandbox: settings.sandbox.clone(),
         ..garrison_server::OpenclawssySettings::default()
     });
     // Every node serves the jobs API; only scheduler nodes fire jobs.

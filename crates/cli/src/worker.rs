@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use garrison_client::{ServerUrl, error_message};
 use garrison_orchestration::in_flight::InFlight;
-use garrison_orchestration::{Job, Report, execute};
+use garrison_orchestration::{Job, Report, UnitEnv, execute};
 use serde_json::{Value, json};
 
 use crate::config::{Global, Settings};
@@ -86,6 +86,7 @@ pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
         args.wait_ms,
         settings.data_dir,
         secrets,
+        settings.orchestration.sandbox,
     ))
 }
 
@@ -178,6 +179,7 @@ async fn work(
     wait_ms: u64,
     data_dir: std::path::PathBuf,
     secrets: Arc<garrison_agent::Redactor>,
+    sandbox: garrison_agent::SandboxPolicy,
 ) -> Result<ExitCode> {
     let mut done = 0u64;
     let mut reporting = InFlight::default();
@@ -221,7 +223,12 @@ async fn work(
             let token = token.clone();
             let order_id = job.message.order_id.clone();
             let lease = job.lease_token.clone();
-            execute(&job, Some(&data_dir), &secrets, move || {
+            let env = UnitEnv {
+                data_dir: Some(&data_dir),
+                secrets: &secrets,
+                sandbox: &sandbox,
+            };
+            execute(&job, env, move || {
                 let server = server.clone();
                 let token = token.clone();
                 let body = json!({"order_id": order_id, "lease_token": lease});

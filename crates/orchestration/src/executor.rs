@@ -23,6 +23,18 @@ use super::claims::{Job, Report, budget};
 use super::co::now;
 use garrison_files::{SHARED, write_atomic, write_json};
 
+/// What a unit runs with besides its job.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitEnv<'a> {
+    /// Where `llm` and `scripted` units are audited, and what the sandbox
+    /// hides from every unit.
+    pub data_dir: Option<&'a Path>,
+    /// The values scrubbed from everything the unit leaves.
+    pub secrets: &'a Redactor,
+    /// The sandbox's settings (`[sandbox]`): limits and required protections.
+    pub sandbox: &'a SandboxPolicy,
+}
+
 /// Runs one attempt. `heartbeat` is called every third of the lease while
 /// the unit runs; it answers false once the lease is lost. With a
 /// `data_dir`, the lifecycle events of `llm` and `scripted` units (every
@@ -32,16 +44,16 @@ use garrison_files::{SHARED, write_atomic, write_json};
 /// Every form of every value in `secrets` is scrubbed from what the unit's
 /// model sees, its audit lines, its report (and so `aar.json`, the worklog
 /// and the commit message) and the files it leaves under `outputs/`.
-pub async fn execute<F, Fut>(
-    job: &Job,
-    data_dir: Option<&Path>,
-    secrets: &Redactor,
-    heartbeat: F,
-) -> Report
+pub async fn execute<F, Fut>(job: &Job, env: UnitEnv<'_>, heartbeat: F) -> Report
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
+    let UnitEnv {
+        data_dir,
+        secrets,
+        sandbox,
+    } = env;
     let has_worktree = !job.message.worktree_path.is_empty();
     // An order without a theater has no worktree: its unit works in a
     // scratch directory of its own, removed when the attempt ends.
@@ -87,10 +99,8 @@ where
     let audit = data_dir.and_then(|d| audit_log(d, &job.message.profile.name));
     // The data dir (ledger, secrets, other orders' worktrees) stays out of
     // the unit's sight; its own worktree and git metadata are let through.
-    let sandbox = SandboxPolicy {
-        hidden: data_dir.map(Path::to_path_buf).into_iter().collect(),
-        ..SandboxPolicy::default()
-    };
+    let mut sandbox = sandbox.clone();
+    sandbox.hidden.extend(data_dir.map(Path::to_path_buf));
     let hooks = UnitHooks {
         audit: audit.as_ref(),
         sandbox: &sandbox,

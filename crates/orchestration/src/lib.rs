@@ -41,7 +41,7 @@ use garrison_ledger::{Ledger, OrderSnapshot, Query};
 pub use claims::{Job, Report, Reported};
 pub use co::{Advance, ChatOutcome, CreateRun, PlanSource, PlannedOrder, RunView};
 pub use error::{OrchestrationError, Result};
-pub use executor::execute;
+pub use executor::{UnitEnv, execute};
 pub use ids::new_id;
 pub use integration::IntegrationOutcome;
 pub use observer::ObserverReport;

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::book::Pending;
-use super::executor::execute;
+use super::executor::{UnitEnv, execute};
 use super::{Job, Orchestrator, Report};
 use crate::in_flight::InFlight;
 
@@ -133,7 +133,12 @@ pub async fn execute_job(orch: &Arc<Orchestrator>, job: &Job) -> Report {
     let token = job.lease_token.clone();
     let order_id = job.message.order_id.clone();
     let secrets = orch.settings.secrets.redactor();
-    execute(job, Some(&orch.settings.data_dir), &secrets, || async {
+    let env = UnitEnv {
+        data_dir: Some(&orch.settings.data_dir),
+        secrets: &secrets,
+        sandbox: &orch.settings.sandbox,
+    };
+    execute(job, env, || async {
         match orch.heartbeat(&order_id, &token).await {
             Ok(alive) => alive,
             Err(e) => {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use garrison_agent::{SecretSet, UnitProfile};
+use garrison_agent::{SandboxPolicy, SecretSet, UnitProfile};
 use serde::{Deserialize, Serialize};
 
 /// One gate: a program run in the order's worktree; exit 0 passes.
@@ -219,6 +219,9 @@ pub struct Settings {
     /// report (the AAR's summary and notes, the commit message) and the
     /// files it leaves under `outputs/`.
     pub secrets: SecretSet,
+    /// The base policy of every unit's sandbox (`[sandbox]`); each unit adds
+    /// the data dir to what it hides.
+    pub sandbox: SandboxPolicy,
 }
 
 impl Settings {
@@ -250,6 +253,7 @@ impl Settings {
             chat_wait: Duration::from_secs(300),
             roles: Roles::ALL,
             secrets: SecretSet::new(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use garrison_agent::run::RunLimits;
 use garrison_agent::tools::ToolLimits;
 use garrison_agent::{
-    AgentRun, AgentRunResult, AuditLog, EventSink, Lifecycle, Redactor, SandboxMode, SandboxPolicy,
+    AgentRun, AgentRunResult, AuditLog, EventSink, Lifecycle, Redactor, SandboxMode,
     SessionMessage, SessionRole, run_agent_with,
 };
 use garrison_contracts::openclawssy::{RunEvent, RunEventType, V1RunStatus};
@@ -219,17 +219,16 @@ async fn attempt(
     run.audit = Some(audit);
     run.secrets = secrets;
     run.cancel = Some(cancel);
-    run.sandbox = SandboxPolicy {
-        mode: if config.sandbox {
-            SandboxMode::Enforce
-        } else {
-            SandboxMode::Off
-        },
-        allow_network: config.network,
-        // Secrets, the token, the ledger and other agents' workspaces.
-        hidden: vec![inner.data_dir.clone()],
-        ..SandboxPolicy::default()
+    let mut sandbox = inner.sandbox.clone();
+    sandbox.mode = if config.sandbox {
+        SandboxMode::Enforce
+    } else {
+        SandboxMode::Off
     };
+    sandbox.allow_network = config.network;
+    // Secrets, the token, the ledger and other agents' workspaces.
+    sandbox.hidden.push(inner.data_dir.clone());
+    run.sandbox = sandbox;
     run.deny = config.deny.clone();
 
     let provider = selected.map(|s| s.name);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use garrison_agent::{AgentPaths, SecretSet};
+use garrison_agent::{AgentPaths, SandboxPolicy, SecretSet};
 use garrison_contracts::openclawssy::{CreateRunRequest, RunRecord, V1RunStatus};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
@@ -64,6 +64,10 @@ pub struct Settings {
     /// Where the store publishes its values whenever they change, for
     /// others that scrub them (orchestration's units).
     pub secrets: SecretSet,
+    /// The base policy of the sandbox `shell.exec` runs programs in
+    /// (`[sandbox]`: limits, required protections); the agent config's
+    /// `sandbox` and `network` switches and the data dir are added per run.
+    pub sandbox: SandboxPolicy,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             max_concurrent_runs: DEFAULT_CONCURRENT_RUNS,
             master_key: None,
             secrets: SecretSet::new(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 }
@@ -128,6 +133,7 @@ struct Inner {
     config: ConfigStore,
     secrets: SecretStore,
     secret_set: SecretSet,
+    sandbox: SandboxPolicy,
     closed: AtomicBool,
 }
 
@@ -155,6 +161,7 @@ impl Openclawssy {
             config: ConfigStore::open(&data_dir),
             secrets: SecretStore::open(&data_dir, settings.master_key, settings.secrets.clone())?,
             secret_set: settings.secrets,
+            sandbox: settings.sandbox,
             slots: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             env_provider: settings.env_provider,
             closed: AtomicBool::new(false),

@@ -832,7 +832,23 @@ fn config_validate_reports_or_refuses() {
         "{v}"
     );
 
+    std::fs::write(
+        data.join("garrison.toml"),
+        "[sandbox]\nprocesses = 64\nmemory_mb = 0\nfile_mb = 5\n",
+    )
+    .unwrap();
+    let v: Value =
+        serde_json::from_str(stdout(&run_in(data, &["config", "validate"])).trim()).unwrap();
+    assert_eq!(
+        v["sandbox"],
+        json!({"processes": 64, "cpu_seconds": null, "address_space_bytes": null,
+               "file_size_bytes": 5 << 20, "require": []}),
+        "{v}"
+    );
+
     for (toml, needle) in [
+        ("[sandbox]\nprocesess = 5\n", "procesess"),
+        ("[sandbox]\nrequire = [\"magic\"]\n", "magic"),
         ("[orchestration]\nlease_secs = 0\n", "lease_secs"),
         ("[orchestration]\nleese_secs = 5\n", "leese_secs"),
         (

@@ -695,8 +695,16 @@ async fn restart_resumes_a_run_stopped_between_integration_and_advance() {
     // stops before the run is advanced.
     let job = h.orch.claim("w", None).await.unwrap().expect("first");
     assert_eq!(&job.message.order_id, first);
-    let report =
-        garrison_orchestration::execute(&job, None, &Default::default(), || async { true }).await;
+    let report = garrison_orchestration::execute(
+        &job,
+        garrison_orchestration::UnitEnv {
+            data_dir: None,
+            secrets: &Default::default(),
+            sandbox: &Default::default(),
+        },
+        || async { true },
+    )
+    .await;
     assert_eq!(report.outcome, UnitOutcome::Succeeded);
     let done = h.orch.report(report).await.unwrap();
     assert_eq!(done.status, "COMPLETED");
@@ -746,4 +754,38 @@ async fn restart_resumes_a_run_stopped_between_integration_and_advance() {
          (its dependency was integrated before the restart)",
         run.status
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_limits_from_the_settings_bind_units() {
+    // 3 MB written: fine under the default 1 GiB per file, fatal under 1 MB.
+    let write = sh("head -c 3000000 /dev/zero > big.bin && echo wrote");
+    for (limit, want) in [
+        (None, OrderStatus::Completed),
+        (Some(1 << 20), OrderStatus::Failed),
+    ] {
+        let h = Harness::start(|data, _| {
+            let mut s = settings(data, &[("write", write.clone())]);
+            s.max_retries = 0;
+            if let Some(bytes) = limit {
+                s.sandbox.limits.file_size_bytes = Some(bytes);
+            }
+            s
+        });
+        let plan = json!({"orders": [order("w", "write", &[], &[])]});
+        let (run_id, orders) = h.launch(plan).await;
+        let status = if want == OrderStatus::Completed {
+            RunStatus::Complete
+        } else {
+            RunStatus::Failed
+        };
+        h.finish(&run_id, status).await;
+        let o = h.assert_status(&orders["w"].order_id, want).await;
+        if limit.is_some() {
+            let reason = o.reason.unwrap_or_default();
+            // SIGXFSZ kills `head`; the shell reports it.
+            assert!(reason.contains("exit status"), "{reason}");
+        }
+        h.stop().await;
+    }
 }

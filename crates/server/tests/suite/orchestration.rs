@@ -452,7 +452,16 @@ async fn a_remote_worker_claims_heartbeats_and_reports() {
         .assert_error(409, "CONCURRENCY_CONFLICT");
 
     // The worker side of the attempt, as `garrison worker` runs it.
-    let report = execute(&job, None, &Default::default(), || async { true }).await;
+    let report = execute(
+        &job,
+        garrison_orchestration::UnitEnv {
+            data_dir: None,
+            secrets: &Default::default(),
+            sandbox: &Default::default(),
+        },
+        || async { true },
+    )
+    .await;
     let mut forged = serde_json::to_value(&report).unwrap();
     forged["lease_token"] = json!(format!("{order_id}:remote-2:1"));
     s.post("/api/workers/report", &forged)
