@@ -84,10 +84,19 @@ pub fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
         unit_id,
         args.max_jobs,
         args.wait_ms,
-        settings.data_dir,
-        secrets,
-        settings.orchestration.sandbox,
+        UnitSetup {
+            data_dir: settings.data_dir,
+            secrets,
+            sandbox: settings.orchestration.sandbox,
+        },
     ))
+}
+
+/// What this worker's units run with (see [`UnitEnv`]).
+struct UnitSetup {
+    data_dir: std::path::PathBuf,
+    secrets: Arc<garrison_agent::Redactor>,
+    sandbox: garrison_agent::SandboxPolicy,
 }
 
 /// The servers a worker may use, and the one it uses now.
@@ -177,9 +186,7 @@ async fn work(
     unit_id: String,
     max_jobs: Option<u64>,
     wait_ms: u64,
-    data_dir: std::path::PathBuf,
-    secrets: Arc<garrison_agent::Redactor>,
-    sandbox: garrison_agent::SandboxPolicy,
+    units: UnitSetup,
 ) -> Result<ExitCode> {
     let mut done = 0u64;
     let mut reporting = InFlight::default();
@@ -224,9 +231,9 @@ async fn work(
             let order_id = job.message.order_id.clone();
             let lease = job.lease_token.clone();
             let env = UnitEnv {
-                data_dir: Some(&data_dir),
-                secrets: &secrets,
-                sandbox: &sandbox,
+                data_dir: Some(&units.data_dir),
+                secrets: &units.secrets,
+                sandbox: &units.sandbox,
             };
             execute(&job, env, move || {
                 let server = server.clone();
