@@ -946,3 +946,60 @@ fn serve_runs_v1_agents_with_the_environment_provider() {
     assert_eq!(model.requests().len(), 2);
     s.stop();
 }
+
+/// SIGTERM stops `serve` within 5 s even while a tool runs a program that
+/// would take a minute (its sandboxed process group is killed on the way).
+#[test]
+fn sigterm_stops_serve_while_a_tool_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = ModelServer::start([
+        calls(&[(
+            "call_1",
+            "shell_exec",
+            json!({"command": "sleep", "args": ["61.5"], "timeout_ms": 90000}),
+        )]),
+        text("Slept."),
+    ]);
+    let base = model.base_url.clone();
+    let s = serve(
+        d,
+        &[
+            ("GARRISON_LLM_BASE_URL", base.as_str()),
+            ("GARRISON_LLM_MODEL", "test-model"),
+        ],
+    );
+    let token = std::fs::read_to_string(d.join("api-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let (st, body) = post(
+        &s.addr,
+        &token,
+        "/v1/runs",
+        &json!({"agent_id": "agent_default", "message": "Sleep"}),
+    );
+    assert_eq!(st, 202, "{body}");
+    // Wait until the program runs.
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("61.5"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tool never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    let status = s.process.terminate();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "serve took {took:?} to stop");
+    assert!(status.success(), "{status}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!running(), "the tool's program outlived the server");
+}
