@@ -28,6 +28,7 @@ mod seccomp;
 mod sys;
 
 use std::ffi::CString;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -528,6 +529,45 @@ impl Confinement {
     }
 }
 
+/// Opens `rel` beneath the directory `root` with `flags` (`O_*`; new files
+/// get `mode`), refusing `..` above `root` and any symlink on the way, so a
+/// path checked earlier cannot be redirected out by a symlink swapped in
+/// since (by a program the same run started, say). `ELOOP` or `EXDEV` when
+/// something was in the way. On kernels without `openat2` (before 5.6) the
+/// path is opened plainly with `O_NOFOLLOW`.
+pub fn open_beneath(
+    root: &Path,
+    rel: &Path,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<std::fs::File> {
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    match sys::openat2_beneath(dir.as_fd(), &c, flags, mode) {
+        Ok(fd) => Ok(std::fs::File::from(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            let mut options = std::fs::OpenOptions::new();
+            let access = flags & libc::O_ACCMODE;
+            options
+                .read(access != libc::O_WRONLY)
+                .write(access != libc::O_RDONLY)
+                .custom_flags((flags & !libc::O_ACCMODE) | libc::O_NOFOLLOW)
+                .mode(mode);
+            options.open(root.join(rel))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Drop for Confinement {
     /// The temp dir and the cgroup go on a background thread: removing
     /// them (and waiting for the killed group to leave the cgroup) would
@@ -609,6 +649,28 @@ mod tests {
         for root in toolchain_roots() {
             assert_ne!(root, Path::new("/"));
             assert_ne!(Some(&root), home.as_ref());
+        }
+    }
+
+    #[test]
+    fn open_beneath_refuses_symlinks_and_climbing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::fs::write(ws.join("sub/ok.txt"), "ok").unwrap();
+        std::os::unix::fs::symlink(dir.path(), ws.join("out")).unwrap();
+        std::os::unix::fs::symlink("ok.txt", ws.join("sub/link")).unwrap();
+        let open = |rel: &str| open_beneath(&ws, Path::new(rel), libc::O_RDONLY, 0);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut open("sub/ok.txt").unwrap(), &mut text).unwrap();
+        assert_eq!(text, "ok");
+        for rel in ["out/secret", "../secret", "sub/link"] {
+            let err = open(rel).unwrap_err();
+            assert!(
+                matches!(err.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)),
+                "{rel}: {err}"
+            );
         }
     }
 }

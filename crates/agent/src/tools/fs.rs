@@ -3,30 +3,47 @@
 use garrison_contracts::openclawssy::{ToolError, ToolErrorCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::path_policy::{denied_prefix, shown};
 use super::{ToolRuntime, io_error, parse_input};
+use crate::sandbox::open_beneath;
 
 /// Opens `abs` for reading (or writing: created, truncated) as a regular
 /// file only. `O_NONBLOCK` keeps a FIFO or device from blocking the open,
 /// `O_NOFOLLOW` refuses a symlink swapped in after the path check, and the
 /// `fstat` of the opened file refuses anything but a regular file before a
 /// byte moves: no tool thread is ever left blocked on a special file.
-async fn open_regular(abs: &Path, path: &str, write: bool) -> Result<tokio::fs::File, ToolError> {
+///
+/// The open itself goes through [`open_beneath`] from the workspace root:
+/// `resolve` checked a symlink-free path, so a symlink met now was swapped
+/// in since (by a program of the same run) and the open is refused.
+async fn open_regular(
+    rt: &ToolRuntime,
+    abs: &Path,
+    path: &str,
+    write: bool,
+) -> Result<tokio::fs::File, ToolError> {
     let abs = abs.to_path_buf();
+    let workspace = rt.workspace.clone();
     let opened = tokio::task::spawn_blocking(move || {
-        let mut options = std::fs::OpenOptions::new();
-        if write {
-            options.write(true).create(true).truncate(false);
+        let root = workspace.canonicalize()?;
+        let rel = abs
+            .strip_prefix(&root)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EXDEV))?;
+        let flags = if write {
+            libc::O_WRONLY | libc::O_CREAT
         } else {
-            options.read(true);
-        }
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
-        let file = options.open(&abs)?;
+            libc::O_RDONLY
+        };
+        let file = open_beneath(
+            &root,
+            rel,
+            flags | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+            0o666,
+        )?;
         let meta = file.metadata()?;
         Ok::<_, std::io::Error>((file, meta))
     })
@@ -35,6 +52,7 @@ async fn open_regular(abs: &Path, path: &str, write: bool) -> Result<tokio::fs::
     .map_err(|e| match e.raw_os_error() {
         // A FIFO opened for writing with no reader, or a socket.
         Some(libc::ENXIO) => invalid(path, NOT_REGULAR),
+        Some(libc::EXDEV) => io_error(path, std::io::Error::from_raw_os_error(libc::ELOOP)),
         _ => io_error(path, e),
     })?;
     let (file, meta) = opened;
@@ -91,7 +109,7 @@ struct EditInput {
 pub(super) async fn read(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolError> {
     let PathInput { path } = parse_input(input)?;
     let abs = rt.resolve(&path)?;
-    let file = open_regular(&abs, &path, false).await?;
+    let file = open_regular(rt, &abs, &path, false).await?;
     let meta = file.metadata().await.map_err(|e| io_error(&path, e))?;
     let cap = rt.limits.output_cap_bytes;
     let mut bytes = Vec::new();
@@ -128,7 +146,7 @@ pub(super) async fn write(rt: &ToolRuntime, input: &Value) -> Result<Value, Tool
             .await
             .map_err(|e| io_error(&path, e))?;
     }
-    let mut file = open_regular(&abs, &path, true).await?;
+    let mut file = open_regular(rt, &abs, &path, true).await?;
     file.write_all(content.as_bytes())
         .await
         .map_err(|e| io_error(&path, e))?;
@@ -190,7 +208,7 @@ pub(super) async fn edit(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolE
     }
     let abs = rt.resolve(&path)?;
     let mut bytes = Vec::new();
-    open_regular(&abs, &path, false)
+    open_regular(rt, &abs, &path, false)
         .await?
         .read_to_end(&mut bytes)
         .await
@@ -204,7 +222,7 @@ pub(super) async fn edit(rt: &ToolRuntime, input: &Value) -> Result<Value, ToolE
         .with_detail("occurrences", occurrences));
     }
     let edited = text.replacen(old.as_str(), &new, 1);
-    let mut file = open_regular(&abs, &path, true).await?;
+    let mut file = open_regular(rt, &abs, &path, true).await?;
     file.write_all(edited.as_bytes())
         .await
         .map_err(|e| io_error(&path, e))?;

@@ -36,8 +36,9 @@ pub fn shown(path: &str) -> String {
 /// both as written and after symlinks). The path need not exist yet: the
 /// longest existing ancestor is canonicalised and the rest appended.
 ///
-/// This is a check, not a sandbox: a symlink swapped in between this check
-/// and the use of the path is not caught.
+/// This is a check, not a sandbox: the fs tools then open files with
+/// `sandbox::open_beneath`, which refuses a symlink swapped in since; a
+/// directory listed or created is not re-checked that way.
 pub fn resolve(workspace: &Path, requested: &str, deny: &[String]) -> Result<PathBuf, ToolError> {
     if requested.trim().is_empty() {
         return Err(ToolError::new(
