@@ -2,8 +2,6 @@
 //! capture, a deadline, and killing the whole group (grandchildren included).
 //!
 //! Children are spawned with `process_group(0)`, so their pid is the group id.
-//! Signalling a group needs `kill(2)`, which this crate cannot call without
-//! `unsafe`; the `kill` utility does it instead.
 
 use std::io;
 use std::process::{ExitStatus, Stdio};
@@ -16,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::capture::{Captured, read_capped};
+use crate::sandbox::kill_process_group;
 
 /// How long output readers may run on after the group is killed: only a
 /// process that left the group (setsid) can still hold the pipes open.
@@ -98,7 +97,7 @@ impl Running {
                 Exit::TimedOut
             }
         };
-        self.group.kill().await;
+        self.group.kill();
         if matches!(exit, Exit::TimedOut) {
             let _ = self.child.wait().await;
         }
@@ -164,35 +163,15 @@ impl ProcessGroup {
     }
 
     /// SIGKILLs every process still in the group; a group already gone is fine.
-    pub async fn kill(&mut self) {
-        let Some(pgid) = self.pgid.take() else {
-            return;
-        };
-        let _ = tokio::task::spawn_blocking(move || kill_group(pgid)).await;
+    pub fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            kill_process_group(pgid);
+        }
     }
 }
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid.take() {
-            kill_group(pgid);
-        }
-    }
-}
-
-fn kill_group(pgid: u32) {
-    let target = format!("-{pgid}");
-    let quiet = |cmd: &mut std::process::Command| {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-    };
-    if quiet(std::process::Command::new("kill").args(["-KILL", "--", &target])).is_err() {
-        // No `kill` binary on PATH: the shell builtin does the same. `pgid` is
-        // a number, so nothing can be injected into the script.
-        let _ = quiet(
-            std::process::Command::new("sh").args(["-c", &format!("kill -KILL -- {target}")]),
-        );
+        self.kill();
     }
 }

@@ -529,6 +529,16 @@ impl Confinement {
     }
 }
 
+/// SIGKILLs every process in the group `pgid` (above 1: never our own
+/// group or init). A group already gone is fine.
+pub(crate) fn kill_process_group(pgid: u32) {
+    if let Ok(pgid) = libc::pid_t::try_from(pgid)
+        && pgid > 1
+    {
+        let _ = sys::kill_group(pgid);
+    }
+}
+
 /// Opens `rel` beneath the directory `root` with `flags` (`O_*`; new files
 /// get `mode`), refusing `..` above `root` and any symlink on the way, so a
 /// path checked earlier cannot be redirected out by a symlink swapped in

@@ -129,6 +129,12 @@ pub(super) fn openat2_beneath(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// SIGKILL to every process in group `pgid`.
+pub(super) fn kill_group(pgid: libc::pid_t) -> io::Result<()> {
+    // SAFETY: kill takes integers; a negative pid addresses the group.
+    check(unsafe { libc::kill(-pgid, libc::SIGKILL) })
+}
+
 /// Whether seccomp filters that return an errno can be installed.
 pub(super) fn seccomp_filter_available() -> bool {
     let action: u32 = seccomp::RET_ERRNO;
