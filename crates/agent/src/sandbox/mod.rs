@@ -309,9 +309,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if !self.root.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -319,8 +317,8 @@ impl Drop for Scratch {
 /// the program has finished: it owns the program's temp dir and cgroup.
 pub struct Confinement {
     plan: Option<sys::ChildPlan>,
-    scratch: Scratch,
-    /// Taken on drop (cleaned up off the caller's path).
+    /// Both taken on drop (cleaned up off the caller's path).
+    scratch: Option<Scratch>,
     cgroup: Option<cgroup::PidsCgroup>,
 }
 
@@ -511,14 +509,14 @@ impl Confinement {
         }
         Ok(Confinement {
             plan: Some(plan),
-            scratch,
+            scratch: Some(scratch),
             cgroup,
         })
     }
 
     /// The program's private temp dir (set it as `TMPDIR`).
     pub fn tmp_dir(&self) -> PathBuf {
-        self.scratch.tmp()
+        self.scratch.as_ref().map(Scratch::tmp).unwrap_or_default()
     }
 
     /// Makes `cmd`'s child confine itself before it executes the program.
@@ -583,9 +581,7 @@ impl Drop for Confinement {
     /// them (and waiting for the killed group to leave the cgroup) would
     /// otherwise add to every call.
     fn drop(&mut self) {
-        let scratch = Scratch {
-            root: std::mem::take(&mut self.scratch.root),
-        };
+        let scratch = self.scratch.take();
         let cgroup = self.cgroup.take();
         later(Box::new(move || drop((scratch, cgroup))));
     }
@@ -622,7 +618,7 @@ fn later(job: Job) {
 impl std::fmt::Debug for Confinement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Confinement")
-            .field("scratch", &self.scratch.root)
+            .field("scratch", &self.scratch.as_ref().map(|s| &s.root))
             .field("applied", &self.plan.is_none())
             .finish()
     }
