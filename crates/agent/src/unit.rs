@@ -282,6 +282,11 @@ pub enum UnitOutcome {
     Killed {
         signal: i32,
     },
+    /// The unit could not start; `code` is one of [`UnitError::CODES`].
+    NotStarted {
+        code: String,
+        reason: String,
+    },
 }
 
 /// What a unit did, for the worker's events and `aar.json`.
@@ -325,6 +330,15 @@ pub enum UnitError {
 }
 
 impl UnitError {
+    /// Every code [`UnitError::code`] gives.
+    pub const CODES: &[&'static str] = &[
+        "PROFILE_INVALID",
+        "WORKSPACE_INVALID",
+        "SPAWN_FAILED",
+        "SANDBOX_UNAVAILABLE",
+        "MODEL_UNAVAILABLE",
+    ];
+
     /// A stable code for events and error bodies.
     pub fn code(&self) -> &'static str {
         match self {

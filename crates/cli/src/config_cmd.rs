@@ -86,6 +86,15 @@ fn validate(global: &Global) -> Result<ExitCode> {
             orch.default_profile
         );
     }
+    // A command profile whose program is missing would fail every order
+    // that names it (SPAWN_FAILED, never retried): refuse it now.
+    for (name, profile) in &orch.profiles {
+        if let garrison_agent::UnitProfile::Command { program, .. } = profile
+            && let Err(why) = runnable(program)
+        {
+            anyhow::bail!("[profiles.{name}] program `{program}` {why}");
+        }
+    }
     // Targets need their secrets only when serve runs the outbox.
     if let Err(e) = settings.outbox.resolve() {
         warnings.push(format!("{e:#}"));
@@ -130,4 +139,27 @@ fn validate(global: &Global) -> Result<ExitCode> {
         })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `program` names an executable file: a path with a `/` as given
+/// (a relative one is left alone: it resolves in each order's worktree),
+/// a bare name on `PATH`.
+fn runnable(program: &str) -> std::result::Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = std::path::Path::new(program);
+        if path.is_relative() || executable(path) {
+            return Ok(());
+        }
+        return Err("does not exist or is not executable".into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+        Ok(())
+    } else {
+        Err("is not an executable on PATH".into())
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use garrison_agent::{UnitOutcome, UnitProfile};
+use garrison_agent::{UnitError, UnitOutcome, UnitProfile};
 use garrison_contracts::ironclaw::api::{JobMessage, JobType};
 use garrison_contracts::ironclaw::artifacts::ArtifactRef;
 use garrison_contracts::ironclaw::{Aar, Constraints, EventType, OrderFile, Profile, ToolPolicy};
@@ -85,7 +85,17 @@ fn ev_for_ready(base: NewEvent, r: &Ready) -> NewEvent {
 const SPEC_HEAD: i64 = 4;
 
 /// Failure codes that mean the work itself is malformed: never retried.
-const STRUCTURAL: &[&str] = &["SCHEMA_INVALID", "SCOPE_VIOLATION", "NON_COMPLIANT"];
+/// Failures a retry cannot mend: the documents are wrong, or the unit cannot
+/// start at all (a missing program, a broken profile, a host without the
+/// sandbox the config requires).
+const STRUCTURAL: &[&str] = &[
+    "SCHEMA_INVALID",
+    "SCOPE_VIOLATION",
+    "NON_COMPLIANT",
+    "SPAWN_FAILED",
+    "PROFILE_INVALID",
+    "SANDBOX_UNAVAILABLE",
+];
 
 impl Orchestrator {
     /// Claims the oldest eligible order (or exactly `only`) for `unit_id`:
@@ -458,6 +468,14 @@ impl Orchestrator {
                 Some(("TASK_TIMEOUT", "the unit ran out of its budget".to_string()))
             }
             UnitOutcome::Killed { .. } => None,
+            UnitOutcome::NotStarted { code, reason } => Some((
+                UnitError::CODES
+                    .iter()
+                    .find(|c| **c == code.as_str())
+                    .copied()
+                    .unwrap_or("UNIT_FAILED"),
+                reason.clone(),
+            )),
         };
         if verdict.is_none() && has_theater {
             verdict = check_documents(&report).err();

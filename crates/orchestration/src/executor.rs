@@ -122,8 +122,9 @@ where
     let unit_report = match result {
         Ok(r) => r,
         Err(e) => UnitReport {
-            outcome: UnitOutcome::Failed {
-                reason: format!("{}: {e}", e.code()),
+            outcome: UnitOutcome::NotStarted {
+                code: e.code().to_string(),
+                reason: e.to_string(),
             },
             summary: format!("the unit could not start: {e}"),
             artifacts: Vec::new(),
@@ -190,7 +191,7 @@ fn write_records(job: &Job, ws: &Path, unit: &UnitReport) -> Result<Report, Stri
         unit.summary.clone()
     };
     let mut notes = unit.notes.clone();
-    if let UnitOutcome::Failed { reason } = &unit.outcome {
+    if let UnitOutcome::Failed { reason } | UnitOutcome::NotStarted { reason, .. } = &unit.outcome {
         notes.push(reason.clone());
     }
     if unit.outcome == UnitOutcome::TimedOut {

@@ -848,6 +848,14 @@ fn config_validate_reports_or_refuses() {
 
     for (toml, needle) in [
         ("[sandbox]\nprocesess = 5\n", "procesess"),
+        (
+            "[profiles.agent]\nkind = \"command\"\nprogram = \"garrison-no-such-agent\"\n",
+            "[profiles.agent] program `garrison-no-such-agent` is not an executable on PATH",
+        ),
+        (
+            "[profiles.agent]\nkind = \"command\"\nprogram = \"/nonexistent/agent\"\n",
+            "does not exist or is not executable",
+        ),
         ("[sandbox]\nrequire = [\"magic\"]\n", "magic"),
         ("[orchestration]\nlease_secs = 0\n", "lease_secs"),
         ("[orchestration]\nleese_secs = 5\n", "leese_secs"),

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use garrison_agent::UnitOutcome;
+use garrison_agent::{PromptMode, UnitOutcome, UnitProfile};
 use garrison_contracts::ironclaw::{EventType, OrderStatus, RunStatus};
 use garrison_orchestration::{GateCommand, Orchestrator, Report};
 use serde_json::{Value, json};
@@ -788,4 +788,30 @@ async fn sandbox_limits_from_the_settings_bind_units() {
         }
         h.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_that_cannot_start_is_not_retried() {
+    let missing = UnitProfile::Command {
+        program: "/nonexistent/garrison-unit".into(),
+        args: Vec::new(),
+        prompt: PromptMode::Stdin,
+        env: Default::default(),
+        sandbox: Default::default(),
+    };
+    let h = Harness::start(|data, _| {
+        let mut s = settings(data, &[("missing", missing.clone())]);
+        s.max_retries = 3;
+        s
+    });
+    let plan = json!({"orders": [order("m", "missing", &[], &[])]});
+    let (run_id, orders) = h.launch(plan).await;
+    h.finish(&run_id, RunStatus::Failed).await;
+    let o = h
+        .assert_status(&orders["m"].order_id, OrderStatus::Failed)
+        .await;
+    let reason = o.reason.unwrap_or_default();
+    assert!(reason.starts_with("SPAWN_FAILED: "), "{reason}");
+    assert_eq!(o.attempt, 1, "a spawn failure was retried: {reason}");
+    h.stop().await;
 }
