@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::claims::{Job, Report, budget};
 use super::co::now;
 use garrison_files::{SHARED, write_atomic, write_json};
+use garrison_vault::PathChange;
 
 /// What a unit runs with besides its job.
 #[derive(Debug, Clone, Copy)]
@@ -214,7 +215,7 @@ fn write_records(job: &Job, ws: &Path, unit: &UnitReport) -> Result<Report, Stri
     let changed = if base.is_empty() {
         Vec::new()
     } else {
-        garrison_vault::changed_files(ws, &base).map_err(|e| e.to_string())?
+        garrison_vault::changes(ws, &base).map_err(|e| e.to_string())?
     };
     let evidence = format!(
         "{} tool calls; artifacts: {}",
@@ -232,11 +233,14 @@ fn write_records(job: &Job, ws: &Path, unit: &UnitReport) -> Result<Report, Stri
         },
         changes: changed
             .iter()
-            .filter(|p| !is_record(p))
-            .map(|p| Change {
-                resource: p.clone(),
-                action: "modified".into(),
-                evidence: None,
+            .filter(|c| !is_record(c.path()))
+            .map(|c| Change {
+                resource: c.path().to_owned(),
+                action: c.action().into(),
+                evidence: match c {
+                    PathChange::Renamed { from, .. } => Some(format!("renamed from {from}")),
+                    _ => None,
+                },
             })
             .collect(),
         acceptance_check: job

@@ -116,31 +116,96 @@ pub fn commits_since(worktree: &Path, base: &str) -> Result<u64> {
     })
 }
 
-/// Paths whose content in the worktree differs from commit `base`: what the order committed
-/// since `base` plus what it has not committed yet (untracked files included, files copied in
-/// by `Theater::bootstrap` left out), sorted.
-pub fn changed_files(worktree: &Path, base: &str) -> Result<Vec<String>> {
+/// How one path differs from a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathChange {
+    Added(String),
+    Modified(String),
+    Deleted(String),
+    /// A tracked file moved (git's rename detection, content mostly kept).
+    Renamed {
+        from: String,
+        to: String,
+    },
+}
+
+impl PathChange {
+    /// The path as it is now (the old one for a deletion).
+    pub fn path(&self) -> &str {
+        match self {
+            PathChange::Added(p) | PathChange::Modified(p) | PathChange::Deleted(p) => p,
+            PathChange::Renamed { to, .. } => to,
+        }
+    }
+
+    /// `added`, `modified`, `deleted` or `renamed`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            PathChange::Added(_) => "added",
+            PathChange::Modified(_) => "modified",
+            PathChange::Deleted(_) => "deleted",
+            PathChange::Renamed { .. } => "renamed",
+        }
+    }
+}
+
+/// What differs in the worktree from commit `base`: what the order committed
+/// since `base` plus what it has not committed yet (untracked files are
+/// added; files copied in by `Theater::bootstrap` left out), sorted by path.
+pub fn changes(worktree: &Path, base: &str) -> Result<Vec<PathChange>> {
     validate_rev(base)?;
     let co = checkout(worktree)?;
     let base_sha = resolve_commit(&co.top, base)?
         .ok_or_else(|| VaultError::NotFound(format!("commit {base}")))?;
     let tracked = Git::new(&co.top)
-        .args(["diff", "--name-only", "-z", "--no-renames", &base_sha, "--"])
+        .args(["diff", "--name-status", "-z", "-M", &base_sha, "--"])
         .env("GIT_OPTIONAL_LOCKS", "0")
         .run()?;
     let untracked = Git::new(&co.top)
         .args(["ls-files", "-z", "--others", "--exclude-standard"])
         .run()?;
     let copied = copied_files(&co.git_dir)?;
-    let mut files: Vec<String> = [tracked, untracked]
-        .iter()
-        .flat_map(|out| {
-            String::from_utf8_lossy(out)
-                .split('\0')
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+    let text = String::from_utf8_lossy(&tracked);
+    let mut fields = text.split('\0').filter(|f| !f.is_empty());
+    let mut out = Vec::new();
+    while let Some(status) = fields.next() {
+        let Some(path) = fields.next().map(str::to_owned) else {
+            break;
+        };
+        out.push(match status.as_bytes().first() {
+            Some(b'A') => PathChange::Added(path),
+            Some(b'D') => PathChange::Deleted(path),
+            Some(b'R' | b'C') => match fields.next() {
+                Some(to) => PathChange::Renamed {
+                    from: path,
+                    to: to.to_owned(),
+                },
+                None => PathChange::Added(path),
+            },
+            _ => PathChange::Modified(path),
+        });
+    }
+    out.extend(
+        String::from_utf8_lossy(&untracked)
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(|p| PathChange::Added(p.to_owned())),
+    );
+    out.retain(|c| !copied.iter().any(|p| p == c.path()));
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    out.dedup();
+    Ok(out)
+}
+
+/// Every path [`changes`] touches (both sides of a rename), sorted: what an
+/// order's lock scope must cover.
+pub fn changed_files(worktree: &Path, base: &str) -> Result<Vec<String>> {
+    let mut files: Vec<String> = changes(worktree, base)?
+        .into_iter()
+        .flat_map(|c| match c {
+            PathChange::Renamed { from, to } => vec![from, to],
+            other => vec![other.path().to_owned()],
         })
-        .filter(|p| !p.is_empty() && !copied.contains(p))
         .collect();
     files.sort();
     files.dedup();

@@ -20,7 +20,9 @@ mod worktree;
 pub use commit::commit_all;
 pub use error::{Result, VaultError};
 pub use ids::validate_id;
-pub use inspect::{changed_files, commits_since, dirty_files, head_sha, last_commit_unix};
+pub use inspect::{
+    PathChange, changed_files, changes, commits_since, dirty_files, head_sha, last_commit_unix,
+};
 pub use prepare::{PrepareFiles, prepare};
 pub use promote::Promotion;
 pub use theater::Theater;

@@ -97,6 +97,16 @@ async fn three_order_dag_runs_in_dependency_order() {
     }
     // The records are filed per order, never at the mainline root.
     assert_eq!(show_main(&repo, "aar.json"), None);
+    // New files are recorded as added.
+    let result: Value = serde_json::from_str(
+        &show_main(&repo, &format!(".garrison/orders/{c}/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        result["changes"],
+        json!([{"resource": "c.txt", "action": "added"}]),
+        "{result}"
+    );
     h.stop().await;
 }
 

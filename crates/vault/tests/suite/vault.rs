@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use garrison_vault::{
-    PrepareFiles, Promotion, Theater, VaultError, Worktree, changed_files, commit_all,
+    PrepareFiles, Promotion, Theater, VaultError, Worktree, changed_files, changes, commit_all,
     commits_since, dirty_files, head_sha, last_commit_unix, prepare,
 };
 use serde_json::json;
@@ -847,5 +847,30 @@ fn changed_files_covers_committed_uncommitted_and_untracked_work() {
     assert_eq!(
         changed_files(&wt.path, "").expect_err("empty").code(),
         "INVALID_ID"
+    );
+    // Each path with how it changed; a tracked move is one rename.
+    std::process::Command::new("git")
+        .args(["mv", "keep.txt", "kept.txt"])
+        .current_dir(&wt.path)
+        .status()
+        .expect("git mv");
+    let kinds: Vec<(String, &str)> = changes(&wt.path, &wt.base_sha)
+        .expect("changes")
+        .iter()
+        .map(|c| (c.path().to_owned(), c.action()))
+        .collect();
+    let want = [
+        ("committed.txt", "added"),
+        ("edit.txt", "modified"),
+        ("gone.txt", "deleted"),
+        ("kept.txt", "renamed"),
+        ("new/untracked.txt", "added"),
+    ];
+    assert_eq!(kinds, want.map(|(p, a)| (p.to_owned(), a)).to_vec());
+    assert!(
+        changed_files(&wt.path, &wt.base_sha)
+            .expect("diff")
+            .contains(&"keep.txt".to_owned()),
+        "both sides of a rename are changed paths"
     );
 }
