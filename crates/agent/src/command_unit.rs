@@ -67,6 +67,13 @@ pub async fn run(
     }
     cmd.envs(env).envs(job.env.iter().map(|(k, v)| (k, v)));
     let mut confinement = confine(sandbox, &job.workspace, program)?;
+    // Outside the worktree, so it is never committed: the sandbox's temp
+    // dir, or a fresh name in the system's when the profile runs unconfined.
+    let summary_file = match confinement.as_ref() {
+        Some(c) => c.tmp_dir().join("summary.md"),
+        None => std::env::temp_dir().join(format!("garrison-summary-{}.md", ulid::Ulid::new())),
+    };
+    cmd.env(SUMMARY_FILE_ENV, &summary_file);
     if let Some(c) = confinement.as_mut() {
         cmd.env("TMPDIR", c.tmp_dir());
         c.apply(&mut cmd);
@@ -79,6 +86,10 @@ pub async fn run(
         }
     })?;
     let finished = running.finish(deadline).await;
+    let written_summary = read_summary(&summary_file);
+    if confinement.is_none() {
+        let _ = std::fs::remove_file(&summary_file);
+    }
     drop(confinement);
 
     for (name, captured) in [("stdout", &finished.stdout), ("stderr", &finished.stderr)] {
@@ -105,7 +116,9 @@ pub async fn run(
         }
     }
 
-    let first_output = first_line(&finished.stdout).or_else(|| first_line(&finished.stderr));
+    let told = written_summary
+        .or_else(|| last_paragraph(&finished.stdout))
+        .or_else(|| last_paragraph(&finished.stderr));
     let (outcome, status) = match finished.exit {
         Exit::Status(status) => match (status.code(), status.signal()) {
             (Some(0), _) => (UnitOutcome::Succeeded, "exit status 0".to_string()),
@@ -144,8 +157,8 @@ pub async fn run(
             )
         }
     };
-    let summary = match first_output {
-        Some(line) => format!("{status}: {line}"),
+    let summary = match told {
+        Some(text) => format!("{status}: {text}"),
         None => format!("{status} (no output)"),
     };
     let artifacts = collect_artifacts(&job.workspace).unwrap_or_else(|e| {
@@ -209,15 +222,47 @@ fn confine(
         .map_err(|e| UnitError::Sandbox(e.message))
 }
 
-/// Longest line quoted into a summary or reason.
+/// Where a program may write its own summary of the work (the variable's
+/// value is a path outside the worktree).
+pub const SUMMARY_FILE_ENV: &str = "GARRISON_SUMMARY_FILE";
+
+/// Longest summary kept, in characters.
+const SUMMARY_CHARS: usize = 500;
+
+/// Longest line quoted into a reason.
 const LINE_CHARS: usize = 200;
 
-fn first_line(c: &Captured) -> Option<String> {
+/// The paragraph a program ends its output with (lines after the last
+/// blank line), on one line and shortened: what agents print last is their
+/// account of the work, what they print first is usually a banner.
+fn last_paragraph(c: &Captured) -> Option<String> {
     let text = c.text();
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(clip)
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let end = lines.iter().rposition(|l| !l.is_empty())?;
+    let start = lines[..end]
+        .iter()
+        .rposition(|l| l.is_empty())
+        .map_or(0, |i| i + 1);
+    Some(clip(&lines[start..=end].join(" "), SUMMARY_CHARS))
+}
+
+/// What the program wrote to its summary file: a regular file only (a FIFO
+/// left there must not block the worker), at most 64 KiB read, shortened.
+fn read_summary(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    let _ = file.take(64 * 1024).read_to_string(&mut text);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!text.is_empty()).then(|| clip(&text, SUMMARY_CHARS))
 }
 
 fn last_line(c: &Captured) -> Option<String> {
@@ -225,11 +270,11 @@ fn last_line(c: &Captured) -> Option<String> {
     text.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())
-        .map(clip)
+        .map(|l| clip(l, LINE_CHARS))
 }
 
-fn clip(line: &str) -> String {
-    let mut s: String = line.chars().take(LINE_CHARS).collect();
+fn clip(line: &str, chars: usize) -> String {
+    let mut s: String = line.chars().take(chars).collect();
     if s.len() < line.len() {
         s.push('…');
     }

@@ -294,7 +294,8 @@ pub enum UnitOutcome {
 pub struct UnitReport {
     pub outcome: UnitOutcome,
     /// The model's final text, or for command units one line: exit status
-    /// plus the first output line.
+    /// plus what the program wrote to `GARRISON_SUMMARY_FILE`, else the last
+    /// paragraph of its output.
     pub summary: String,
     /// Every file under `<workspace>/outputs/` after the unit, sorted,
     /// worktree-relative (`outputs/x.txt`).

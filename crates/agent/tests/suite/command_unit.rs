@@ -260,3 +260,39 @@ async fn noop_succeeds_and_writes_nothing() {
     assert!(report.artifacts.is_empty());
     assert_eq!(std::fs::read_dir(ws.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn the_summary_is_the_agents_own_not_its_banner() {
+    let ws = tempfile::tempdir().unwrap();
+    // The last paragraph of the output, on one line.
+    let banner = sh("echo 'Agent v1.2 -- you can skip this check'; echo; \
+                     echo 'Added the endpoint'; echo 'and its tests.'");
+    let report = run_unit(&banner, &job(ws.path(), "", Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.summary,
+        "exit status 0: Added the endpoint and its tests."
+    );
+    // The summary file, when the agent writes one, wins; it stays out of
+    // the worktree.
+    let told = sh("echo noise; printf 'Fixed the parser.\\n' > \"$GARRISON_SUMMARY_FILE\"");
+    let report = run_unit(&told, &job(ws.path(), "", Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(report.summary, "exit status 0: Fixed the parser.");
+    // A FIFO left in its place is ignored, without blocking.
+    let fifo = sh("mkfifo \"$GARRISON_SUMMARY_FILE\"; echo 'Did it.'");
+    let started = Instant::now();
+    let report = run_unit(&fifo, &job(ws.path(), "", Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert_eq!(report.summary, "exit status 0: Did it.");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let mut left: Vec<_> = std::fs::read_dir(ws.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["outputs"]);
+}
