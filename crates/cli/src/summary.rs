@@ -50,17 +50,31 @@ pub fn print_human(doc: &Value) {
     println!();
     println!("{}", doc["reply"].as_str().unwrap_or("(no reply)"));
     println!();
+    let orders = doc["orders"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let merged = orders.iter().filter(|o| o["integrated"] == true).count();
     if let Some(repo) = doc["theater_repo"].as_str() {
-        println!(
-            "Merged into {repo} ({} at {})",
-            doc["mainline"].as_str().unwrap_or("?"),
-            doc["mainline_sha"]
-                .as_str()
-                .map(|s| &s[..s.len().min(12)])
-                .unwrap_or("?")
-        );
-        println!(
-            "Each order's order.json, aar.json, result.json and outputs/ are under .garrison/orders/<order_id>/ there."
-        );
+        let mainline = doc["mainline"].as_str().unwrap_or("?");
+        if merged == 0 {
+            println!("Nothing was merged into {repo} ({mainline}).");
+        } else {
+            println!(
+                "Merged {merged} of {} orders into {repo} ({mainline} at {})",
+                orders.len(),
+                doc["mainline_sha"]
+                    .as_str()
+                    .map(|s| &s[..s.len().min(12)])
+                    .unwrap_or("?")
+            );
+            println!(
+                "Each merged order's order.json, aar.json, result.json and outputs/ are under .garrison/orders/<order_id>/ there."
+            );
+        }
+    }
+    for o in orders.iter().filter(|o| o["integrated"] != true) {
+        if let Some(reason) = o["reason"].as_str() {
+            let id = o["order_id"].as_str().unwrap_or("?");
+            let short: String = id.chars().take(8).collect();
+            println!("- {short} not merged: {reason}");
+        }
     }
 }

@@ -292,11 +292,21 @@ fn apply_order(
                 o.commit_sha = Some(sha);
             }
             o.integration = Some(rec.event_type);
+            o.reason = None;
+        }
+        // A completed order that did not merge says why (gate, scope, a
+        // busy mainline) the way a failed one does.
+        EventType::IntegrationFailed => {
+            o.integration = Some(rec.event_type);
+            let code = str_field(&rec.payload, "code");
+            o.reason = match (code, str_field(&rec.payload, "reason")) {
+                (Some(code), Some(reason)) => Some(format!("{code}: {reason}")),
+                (code, reason) => reason.or(code).or(o.reason.take()),
+            };
         }
         EventType::IntegrationReady
         | EventType::IntegrationStarted
-        | EventType::IntegrationPassed
-        | EventType::IntegrationFailed => o.integration = Some(rec.event_type),
+        | EventType::IntegrationPassed => o.integration = Some(rec.event_type),
         _ => {}
     }
     o.last_event_type = rec.event_type;

@@ -266,6 +266,7 @@ fn demo_runs_offline_end_to_end() {
         assert_eq!(order["aar"]["status"], "completed", "{order}");
     }
     assert_eq!(doc["milestones"]["accepted"], 4, "{doc}");
+    assert!(out.contains("Merged 3 of 3 orders into "), "{out}");
     // The work is in the theater's mainline, with every order's records apart.
     let repo = PathBuf::from(doc["theater_repo"].as_str().unwrap());
     let show = |path: &str| {

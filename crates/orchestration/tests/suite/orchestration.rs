@@ -466,6 +466,10 @@ async fn merge_conflict_is_reported_with_paths() {
         h.one_event(winner, EventType::Integrated).await.seq < failed.seq,
         "the failed integration came first"
     );
+    // The order's snapshot says why it did not merge.
+    let reason = h.order(loser).await.reason.unwrap_or_default();
+    assert!(reason.starts_with("MERGE_CONFLICT: "), "{reason}");
+    assert_eq!(h.order(winner).await.reason, None);
 
     assert_eq!(
         show_main(&repo, "shared.txt").as_deref(),
